@@ -1,0 +1,3 @@
+module github.com/wsgate/wsgate
+
+go 1.26.8
