@@ -1,0 +1,1 @@
+define("swarm-ui/app", []); // ember-app-js
