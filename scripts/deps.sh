@@ -84,6 +84,11 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
 fi
 log "node $(node --version), npm $(npm --version)"
 
+# wscat runs in a pseudo-terminal made by util-linux's script (bsdutils).
+if ! command -v script >/dev/null 2>&1; then
+	apt_install bsdutils
+fi
+
 node_dir="$root/test/node"
 stamp="$node_dir/node_modules/.package-lock.json"
 if [ -f "$stamp" ] && [ ! "$node_dir/package-lock.json" -nt "$stamp" ] &&

@@ -179,3 +179,25 @@ func TestSeed004NodeWscat(t *testing.T) {
 		p.alive(t)
 	})
 }
+
+// TestSocketIOThroughSeed004: a Socket.IO client (long-polling, then the
+// upgrade to WebSocket) through seed 004's config to a Socket.IO server.
+func TestSocketIOThroughSeed004(t *testing.T) {
+	node, dir := needNode(t)
+	forEachProxy(t, func(t *testing.T, kind proxyKind) {
+		port := freePort(t)
+		listen := listenAddr(t)
+		conf := render(t, readTestdata(t, "seeds/004-nginx-ws.conf"), map[string]string{
+			"LISTEN": listen, "WSBACKEND": "127.0.0.1:" + strconv.Itoa(port),
+		})
+		p := startProxy(t, kind, conf, listen)
+		cmd := exec.Command(node, "socketio-check.js")
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "BACKEND_PORT="+strconv.Itoa(port), "PROXY_URL=http://"+listen, "TIMEOUT_MS=10000")
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "OK transport=websocket echo=server got hi") {
+			t.Errorf("socket.io through %s: %v\n%s", kind, err, out)
+		}
+		p.alive(t)
+	})
+}
