@@ -42,7 +42,7 @@ install_nginx() {
 		"${sudo_cmd[@]}" chmod 755 "$policy"
 		created_policy=1
 	fi
-	apt_install nginx-light || apt_install nginx
+	apt_install nginx
 	if [ "$created_policy" -eq 1 ]; then
 		"${sudo_cmd[@]}" rm -f "$policy"
 	fi
