@@ -1,0 +1,128 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// clockTicks is USER_HZ, the unit of utime and stime in /proc/PID/stat. It
+// is 100 on every Linux architecture Go supports.
+const clockTicks = 100
+
+// procSet is the processes of one proxy: the PIDs given with -pid plus
+// their direct children (nginx's worker under its master). The zero value
+// measures nothing.
+type procSet struct {
+	roots []int
+}
+
+// parsePIDs parses a comma-separated PID list; an empty string gives an
+// empty set.
+func parsePIDs(s string) (procSet, error) {
+	var ps procSet
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		pid, err := strconv.Atoi(f)
+		if err != nil || pid <= 0 {
+			return ps, fmt.Errorf("bad -pid %q", f)
+		}
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err != nil {
+			return ps, fmt.Errorf("-pid %d: no such process", pid)
+		}
+		ps.roots = append(ps.roots, pid)
+	}
+	return ps, nil
+}
+
+func (ps procSet) enabled() bool { return len(ps.roots) > 0 }
+
+// pids returns the roots and their direct children, found by scanning
+// /proc for matching parent PIDs.
+func (ps procSet) pids() []int {
+	out := append([]int(nil), ps.roots...)
+	if len(ps.roots) == 0 {
+		return out
+	}
+	dirs, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, d := range dirs {
+		fields, err := statFields(d)
+		if err != nil || len(fields) < 2 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(fields[1])
+		for _, r := range ps.roots {
+			if ppid == r {
+				pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(d)))
+				out = append(out, pid)
+			}
+		}
+	}
+	return out
+}
+
+// statFields returns the fields of a /proc/PID/stat file after the command
+// name, so index 0 is field 3 (state) of proc(5).
+func statFields(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return nil, fmt.Errorf("%s: malformed", path)
+	}
+	return strings.Fields(string(b[i+1:])), nil
+}
+
+// procSample is the summed CPU time and resident memory of a procSet at
+// one moment.
+type procSample struct {
+	cpu time.Duration // utime+stime
+	rss int64         // VmRSS, bytes
+}
+
+// sample reads CPU and RSS of every process in the set. A process that
+// vanished is skipped.
+func (ps procSet) sample() procSample {
+	var s procSample
+	for _, pid := range ps.pids() {
+		fields, err := statFields(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil || len(fields) < 13 {
+			continue
+		}
+		ut, _ := strconv.ParseInt(fields[11], 10, 64)
+		st, _ := strconv.ParseInt(fields[12], 10, 64)
+		s.cpu += time.Duration(ut+st) * time.Second / clockTicks
+		s.rss += vmRSS(pid)
+	}
+	return s
+}
+
+// vmRSS returns VmRSS of pid in bytes, or 0 if it cannot be read.
+func vmRSS(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		rest, ok := strings.CutPrefix(line, "VmRSS:")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) == 0 {
+			return 0
+		}
+		kb, _ := strconv.ParseInt(f[0], 10, 64)
+		return kb * 1024
+	}
+	return 0
+}
