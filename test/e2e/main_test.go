@@ -72,7 +72,11 @@ func needWsgate(t testing.TB) string {
 	root := moduleRoot(t)
 	buildOnce.Do(func() {
 		bin := filepath.Join(tmpRoot, "wsgate")
-		cmd := exec.Command("go", "build", "-o", bin, "./cmd/wsgate")
+		args := []string{"build", "-o", bin}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		cmd := exec.Command("go", append(args, "./cmd/wsgate")...)
 		cmd.Dir = root
 		out, err := cmd.CombinedOutput()
 		if err != nil {

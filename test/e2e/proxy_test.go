@@ -162,7 +162,12 @@ func startProxy(t testing.TB, kind proxyKind, conf string, listens ...string) *p
 		p.cmd.Wait()
 		close(p.done)
 	}()
-	t.Cleanup(p.stop)
+	t.Cleanup(func() {
+		p.stop()
+		if out := p.out.String(); strings.Contains(out, "DATA RACE") || strings.Contains(out, "panic:") {
+			t.Errorf("%s reported a data race or panic:\n%s", kind, out)
+		}
+	})
 
 	deadline := time.Now().Add(15 * time.Second)
 	for _, addr := range listens {
