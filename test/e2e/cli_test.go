@@ -123,9 +123,7 @@ func TestConfigTestSeed001Verbatim(t *testing.T) {
 
 // TestVersionFlag: `wsgate -v` prints a version and exits 0.
 func TestVersionFlag(t *testing.T) {
-	if kinds := proxyKinds(t); len(kinds) == 1 && kinds[0] == kindNginx {
-		t.Skip("E2E_PROXIES=nginx (never under CI)")
-	}
+	wsgateOnly(t)
 	out, code := runExit(t, exec.Command(needWsgate(t), "-v"))
 	if code != 0 || strings.TrimSpace(out) == "" {
 		t.Errorf("wsgate -v: exit %d, output %q; want exit 0 and a version", code, out)

@@ -16,9 +16,18 @@ import (
 // Promises of PRODUCT.md where wsgate deliberately goes beyond nginx; these
 // run against wsgate only.
 
+// wsgateOnly skips a wsgate-only test in E2E_PROXIES=nginx mode (which CI
+// ignores).
+func wsgateOnly(t *testing.T) {
+	if kinds := proxyKinds(t); len(kinds) == 1 && kinds[0] == kindNginx {
+		t.Skip("E2E_PROXIES=nginx (never under CI)")
+	}
+}
+
 // TestWsgateUpgradeWithoutUpgradeLines: "An upgrade works whether or not the
 // config carries the Upgrade/Connection lines." (nginx would not upgrade.)
 func TestWsgateUpgradeWithoutUpgradeLines(t *testing.T) {
+	wsgateOnly(t)
 	up := newBackend(t, "up", wsEcho)
 	listen := listenAddr(t)
 	conf := render(t, `events {}
@@ -45,6 +54,7 @@ http {
 // TestWsgateEmptyUpstream: "An upstream with no servers is valid config (the
 // Dokku 'no listeners' case) and answers 502 with a clear page."
 func TestWsgateEmptyUpstream(t *testing.T) {
+	wsgateOnly(t)
 	listen := listenAddr(t)
 	conf := render(t, `events {}
 http {
@@ -78,6 +88,7 @@ http {
 // TestWsgateSIGTERM: SIGTERM stops wsgate; an open WebSocket gets a Close
 // frame (1001 Going Away or 1012 Service Restart), not a reset.
 func TestWsgateSIGTERM(t *testing.T) {
+	wsgateOnly(t)
 	up := newBackend(t, "up", wsEcho)
 	listen := listenAddr(t)
 	conf := render(t, readTestdata(t, "seeds/004-nginx-ws.conf"), map[string]string{
