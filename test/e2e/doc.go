@@ -9,6 +9,7 @@
 // The tests need nginx and the Node peers in test/node; scripts/deps.sh
 // installs them. Under CI=true a missing peer is a test failure, never a skip.
 //
-// Outside CI, E2E_PROXIES=nginx runs the nginx half only (to check the
+// Outside CI, WSGATE_BIN=/path/to/wsgate tests that binary instead of building
+// ./cmd/wsgate, and E2E_PROXIES=nginx runs the nginx half only (to check the
 // tests' expectations against the reference while wsgate is being written).
 package e2e

@@ -71,6 +71,10 @@ func needWsgate(t testing.TB) string {
 	t.Helper()
 	root := moduleRoot(t)
 	buildOnce.Do(func() {
+		if bin := os.Getenv("WSGATE_BIN"); bin != "" && !inCI() {
+			wsgateBin = bin // a binary built by hand, outside CI only
+			return
+		}
 		bin := filepath.Join(tmpRoot, "wsgate")
 		args := []string{"build", "-o", bin}
 		if raceEnabled {
