@@ -1,0 +1,268 @@
+// Command wsgate is a reverse proxy and load balancer for HTTP and
+// WebSocket that runs nginx configuration with nginx's meaning.
+//
+//	wsgate -c wsgate.conf        run in the foreground
+//	wsgate -t -c wsgate.conf     test the configuration
+//	wsgate -s reload|quit|stop|reopen -c wsgate.conf
+//	wsgate demo                  run the built-in demo
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/wsgate/wsgate/internal/config"
+	"github.com/wsgate/wsgate/internal/gateway"
+)
+
+// version is set with -ldflags "-X main.version=..." by release builds.
+var version = "0.1.0-dev"
+
+const usage = `Usage: wsgate [-?hvVtTq] [-s signal] [-p prefix] [-c filename] [-g directives]
+       wsgate demo [-listen ADDR]
+
+Options:
+  -?,-h         : this help
+  -v            : show version and exit
+  -V            : show version and build details and exit
+  -t            : test configuration and exit
+  -T            : test configuration, dump it and exit
+  -q            : suppress non-error messages during configuration testing
+  -s signal     : send signal to the running process: stop, quit, reopen, reload
+  -p prefix     : set prefix path (default: the configuration file's directory)
+  -c filename   : set configuration file (default: wsgate.conf)
+  -g directives : accepted for nginx compatibility; only "daemon off;" is allowed
+
+Commands:
+  demo          : run the proxy with built-in echo backends and a demo page
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "demo" {
+		return runDemo(args[1:], stdout, stderr)
+	}
+	fs := flag.NewFlagSet("wsgate", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var (
+		help    = fs.Bool("h", false, "")
+		help2   = fs.Bool("?", false, "")
+		showV   = fs.Bool("v", false, "")
+		showVV  = fs.Bool("V", false, "")
+		test    = fs.Bool("t", false, "")
+		dump    = fs.Bool("T", false, "")
+		quiet   = fs.Bool("q", false, "")
+		sig     = fs.String("s", "", "")
+		prefix  = fs.String("p", "", "")
+		file    = fs.String("c", "wsgate.conf", "")
+		globals = fs.String("g", "", "")
+	)
+	if err := fs.Parse(args); err != nil {
+		fmt.Fprintf(stderr, "wsgate: %v\n%s", err, usage)
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "wsgate: unexpected argument %q\n%s", fs.Arg(0), usage)
+		return 2
+	}
+	if *help || *help2 {
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	if *showV || *showVV {
+		fmt.Fprintf(stderr, "wsgate version: wsgate/%s\n", version)
+		return 0
+	}
+	if g := strings.TrimSpace(*globals); g != "" && g != "daemon off;" {
+		fmt.Fprintf(stderr, "wsgate: -g %q is not supported (only \"daemon off;\")\n", g)
+		return 1
+	}
+	path := *file
+	if *prefix != "" && !filepath.IsAbs(path) {
+		path = filepath.Join(*prefix, path)
+	}
+	if *sig != "" {
+		return signalProcess(*sig, path, *prefix, stderr)
+	}
+	cfg, err := config.Load(path, config.Options{Prefix: *prefix})
+	if *test || *dump {
+		return testConfig(path, cfg, err, *dump, *quiet, stdout, stderr)
+	}
+	if err != nil {
+		printErrors(stderr, err)
+		return 1
+	}
+	return serve(path, *prefix, cfg, stderr)
+}
+
+func printErrors(w io.Writer, err error) {
+	for _, e := range config.Errors(err) {
+		fmt.Fprintf(w, "%s\n", e.Error())
+	}
+}
+
+func testConfig(path string, cfg *config.Config, err error, dump, quiet bool, stdout, stderr io.Writer) int {
+	if err != nil {
+		printErrors(stderr, err)
+		fmt.Fprintf(stderr, "wsgate: configuration file %s test failed\n", path)
+		return 1
+	}
+	if !quiet {
+		for _, ig := range cfg.Ignored {
+			fmt.Fprintf(stderr, "wsgate: [notice] %s\n", ig)
+		}
+		for _, w := range cfg.Warnings {
+			fmt.Fprintf(stderr, "wsgate: [warn] %s\n", w)
+		}
+		fmt.Fprintf(stderr, "wsgate: the configuration file %s syntax is ok\n", path)
+		fmt.Fprintf(stderr, "wsgate: configuration file %s test is successful\n", path)
+	}
+	if dump {
+		b, _ := os.ReadFile(path)
+		fmt.Fprintf(stdout, "# configuration file %s:\n%s\n", path, b)
+	}
+	return 0
+}
+
+// openErrorLog opens the error_log destination.
+func openErrorLog(cfg *config.Config, stderr io.Writer) (*log.Logger, io.Closer, error) {
+	switch cfg.ErrorLog {
+	case "", "stderr":
+		return log.New(stderr, "", log.LstdFlags), io.NopCloser(nil), nil
+	case "stdout":
+		return log.New(os.Stdout, "", log.LstdFlags), io.NopCloser(nil), nil
+	}
+	f, err := os.OpenFile(cfg.ErrorLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open() %q failed: %w", cfg.ErrorLog, err)
+	}
+	return log.New(io.MultiWriter(f), "", log.LstdFlags), f, nil
+}
+
+func serve(path, prefix string, cfg *config.Config, stderr io.Writer) int {
+	elog, closer, err := openErrorLog(cfg, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "wsgate: [emerg] %v\n", err)
+		return 1
+	}
+	defer closer.Close()
+	g := gateway.New(elog)
+	if err := g.Start(cfg); err != nil {
+		elog.Printf("[emerg] %v", err)
+		return 1
+	}
+	pidFile := cfg.PID
+	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		elog.Printf("[warn] cannot write pid file %q: %v", pidFile, err)
+		pidFile = ""
+	}
+	defer func() {
+		if pidFile != "" {
+			os.Remove(pidFile)
+		}
+	}()
+	elog.Printf("[notice] wsgate/%s started, pid %d, listening on %s", version, os.Getpid(), strings.Join(g.Addrs(), ", "))
+
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
+	defer signal.Stop(sigs)
+	for s := range sigs {
+		switch s {
+		case syscall.SIGHUP:
+			elog.Printf("[notice] signal %d (SIGHUP) received, reconfiguring", syscall.SIGHUP)
+			ncfg, err := config.Load(path, config.Options{Prefix: prefix})
+			if err != nil {
+				for _, e := range config.Errors(err) {
+					elog.Printf("[emerg] %s", e.Error())
+				}
+				elog.Printf("[alert] reload failed: the previous configuration stays in force")
+				continue
+			}
+			if err := g.Reload(ncfg); err != nil {
+				elog.Printf("[alert] reload failed: %v; the previous configuration stays in force", err)
+				continue
+			}
+			if ncfg.PID != pidFile && pidFile != "" {
+				os.Remove(pidFile)
+				pidFile = ncfg.PID
+				os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
+			}
+			elog.Printf("[notice] reconfigured; %d WebSocket connection(s) carried over", g.Tunnels().Len())
+		case syscall.SIGUSR1:
+			if err := g.ReopenLogs(); err != nil {
+				elog.Printf("[alert] reopen logs: %v", err)
+			} else {
+				elog.Printf("[notice] reopening logs")
+			}
+		case syscall.SIGQUIT:
+			elog.Printf("[notice] signal %d (SIGQUIT) received, shutting down gracefully", syscall.SIGQUIT)
+			g.Quit(g.Config().WorkerShutdownTimeout)
+			elog.Printf("[notice] exit")
+			return 0
+		case syscall.SIGTERM, syscall.SIGINT:
+			elog.Printf("[notice] signal %v received, exiting", s)
+			g.Stop()
+			elog.Printf("[notice] exit")
+			return 0
+		}
+	}
+	return 0
+}
+
+// signalProcess implements "-s stop|quit|reopen|reload": it finds the
+// running process through the pid file named by the configuration.
+func signalProcess(name, path, prefix string, stderr io.Writer) int {
+	sigs := map[string]syscall.Signal{
+		"stop": syscall.SIGTERM, "quit": syscall.SIGQUIT, "reopen": syscall.SIGUSR1, "reload": syscall.SIGHUP,
+	}
+	sig, ok := sigs[name]
+	if !ok {
+		fmt.Fprintf(stderr, "wsgate: invalid option: \"-s %s\" (expected stop, quit, reopen or reload)\n", name)
+		return 1
+	}
+	pidFile := ""
+	if cfg, err := config.Load(path, config.Options{Prefix: prefix, SkipResolve: true}); err == nil {
+		pidFile = cfg.PID
+	} else {
+		dir := prefix
+		if dir == "" {
+			dir = filepath.Dir(path)
+		}
+		pidFile = filepath.Join(dir, "wsgate.pid")
+	}
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		fmt.Fprintf(stderr, "wsgate: [error] open() %q failed: %v\n", pidFile, unwrap(err))
+		return 1
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		fmt.Fprintf(stderr, "wsgate: [error] invalid PID number %q in %q\n", strings.TrimSpace(string(b)), pidFile)
+		return 1
+	}
+	if err := syscall.Kill(pid, sig); err != nil {
+		fmt.Fprintf(stderr, "wsgate: [error] kill(%d, %s) failed: %v\n", pid, name, err)
+		return 1
+	}
+	return 0
+}
+
+func unwrap(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}

@@ -1,0 +1,625 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/wsgate/wsgate/internal/config"
+	"github.com/wsgate/wsgate/internal/upstream"
+	"github.com/wsgate/wsgate/internal/vars"
+)
+
+// hopHeaders are the hop-by-hop headers of RFC 9110 §7.6.1 (plus the
+// legacy Proxy-Connection and Keep-Alive), never forwarded as they came.
+var hopHeaders = []string{
+	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+}
+
+// hiddenResponse are response headers nginx does not pass by default.
+var hiddenResponse = map[string]bool{"date": true, "server": true, "x-pad": true}
+
+// target is where one proxied request goes.
+type target struct {
+	pool  *upstream.Pool
+	up    *config.Upstream
+	host  string // for $proxy_host
+	uri   string // request target sent upstream
+	https bool
+	// direct is set for a variable proxy_pass that named no upstream.
+	direct string
+}
+
+// upstreamURI builds the request target with nginx's proxy_pass rules.
+func (h *Handler) upstreamURI(q *request, p *config.Proxy) string {
+	args := ""
+	if q.hasArgs {
+		args = "?" + q.args
+	}
+	if p.HasURI && q.loc != nil && q.loc.Regex == nil && q.loc.Modifier != "@" && strings.HasPrefix(q.uri, q.loc.Path) {
+		return p.URI + escapeURI(q.uri[len(q.loc.Path):]) + args
+	}
+	if p.HasURI {
+		return p.URI + args
+	}
+	if !q.uriChanged {
+		t := q.r.RequestURI
+		if strings.HasPrefix(t, "http://") || strings.HasPrefix(t, "https://") {
+			t = q.r.URL.RequestURI()
+		}
+		return t
+	}
+	return escapeURI(q.uri) + args
+}
+
+// resolveTarget evaluates proxy_pass for q.
+func (h *Handler) resolveTarget(q *request) (*target, error) {
+	p := q.set.Proxy
+	if p.Dynamic == nil {
+		t := &target{pool: h.pools[p.Upstream], up: p.Upstream, host: p.Host, https: p.Scheme == "https"}
+		t.uri = h.upstreamURI(q, p)
+		return t, nil
+	}
+	raw := p.Dynamic.Eval(q)
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, errors.New("invalid URL prefix in \"" + raw + "\"")
+	}
+	t := &target{host: u.Host, https: u.Scheme == "https"}
+	name := u.Hostname()
+	if up, ok := h.cfg.HTTP.Upstreams[u.Host]; ok {
+		t.up = up
+	} else if up, ok := h.cfg.HTTP.Upstreams[name]; ok {
+		t.up = up
+	}
+	if t.up != nil {
+		t.pool = h.pools[t.up]
+	} else {
+		t.direct = u.Host
+		if u.Port() == "" {
+			port := "80"
+			if t.https {
+				port = "443"
+			}
+			t.direct = net.JoinHostPort(name, port)
+		}
+	}
+	if u.EscapedPath() != "" || u.RawQuery != "" {
+		t.uri = u.RequestURI()
+	} else {
+		cp := *p
+		cp.HasURI = false
+		t.uri = h.upstreamURI(q, &cp)
+	}
+	return t, nil
+}
+
+// proxyPass answers q by proxying to its upstream, trying further
+// servers as proxy_next_upstream allows.
+func (h *Handler) proxyPass(w *responseWriter, q *request, depth int) {
+	t, err := h.resolveTarget(q)
+	if err != nil {
+		h.elog.Printf("[error] %v, client: %s", err, q.remoteIP)
+		h.errorPage(w, q, http.StatusInternalServerError, depth)
+		return
+	}
+	q.proxyHost = t.host
+	if isUpgrade(q.r) {
+		h.proxyUpgrade(w, q, t, depth)
+		return
+	}
+	h.proxyHTTP(w, q, t, depth)
+}
+
+// isUpgrade reports whether r asks for a protocol upgrade (RFC 9110
+// §7.8): an Upgrade header named in Connection.
+func isUpgrade(r *http.Request) bool {
+	if r.Header.Get("Upgrade") == "" {
+		return false
+	}
+	for _, v := range r.Header.Values("Connection") {
+		for _, tok := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), "upgrade") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// attempt is one try of a proxied request: the server picked and the
+// address to dial.
+type attempt struct {
+	srv  *upstream.Server
+	addr string
+}
+
+// picker hands out servers for successive attempts of one request.
+type picker struct {
+	h      *Handler
+	q      *request
+	t      *target
+	req    upstream.Request
+	tries  int
+	max    int
+	start  time.Time
+	lastOK *upstream.Server
+}
+
+func (h *Handler) newPicker(q *request, t *target) *picker {
+	pk := &picker{h: h, q: q, t: t, start: time.Now()}
+	pk.req.ClientIP = q.remoteIP
+	if t.up != nil {
+		if t.up.HashKey != "" {
+			pk.req.HashKey = evalRaw(t.up.HashKey, q)
+		}
+		if t.up.Sticky != nil {
+			if c, err := q.r.Cookie(t.up.Sticky.Name); err == nil {
+				pk.req.StickyValue = c.Value
+			}
+		}
+	}
+	pk.max = q.set.NextUpstream.Tries
+	if q.set.NextUpstream.Off {
+		pk.max = 1
+	}
+	return pk
+}
+
+// next returns the next attempt, or an error when no server is left (or
+// the tries/time budget is spent).
+func (pk *picker) next(prevErr error) (*attempt, error) {
+	if pk.t.direct != "" {
+		if pk.tries > 0 {
+			return nil, prevErr
+		}
+		pk.tries++
+		return &attempt{addr: pk.t.direct}, nil
+	}
+	if pk.tries > 0 {
+		nu := pk.q.set.NextUpstream
+		if pk.max > 0 && pk.tries >= pk.max {
+			return nil, prevErr
+		}
+		if nu.Timeout_ > 0 && time.Since(pk.start) > nu.Timeout_ {
+			return nil, prevErr
+		}
+	}
+	s, err := pk.t.pool.Pick(&pk.req)
+	if err != nil {
+		if prevErr != nil {
+			return nil, prevErr
+		}
+		return nil, err
+	}
+	pk.tries++
+	pk.req.Tried = append(pk.req.Tried, s)
+	return &attempt{srv: s, addr: s.Addr()}, nil
+}
+
+// failed records a failed attempt.
+func (pk *picker) failed(a *attempt) {
+	if a.srv != nil {
+		pk.t.pool.Fail(a.srv)
+		a.srv.Release()
+	}
+}
+
+// retryable reports whether err (or status) lets the request move on to
+// the next server, per proxy_next_upstream. sent tells whether the
+// request may have reached the server (non-idempotent requests are then
+// not retried unless non_idempotent is set).
+func retryable(nu config.NextUpstream, err error, status int, method string, sent bool) bool {
+	if nu.Off {
+		return false
+	}
+	if sent && !nu.NonIdempotent && !idempotent(method) {
+		return false
+	}
+	if err != nil {
+		var de *dialError
+		if errors.As(err, &de) {
+			if isTimeout(err) {
+				return nu.Timeout
+			}
+			return nu.Error
+		}
+		if isTimeout(err) {
+			return nu.Timeout
+		}
+		if errors.Is(err, errInvalidHeader) {
+			return nu.InvalidHeader
+		}
+		return nu.Error
+	}
+	return nu.Statuses[status]
+}
+
+func idempotent(m string) bool {
+	switch m {
+	case "GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE":
+		return true
+	}
+	return false
+}
+
+// proxyHTTP forwards a plain HTTP request with the shared transport.
+func (h *Handler) proxyHTTP(w *responseWriter, q *request, t *target, depth int) {
+	s := q.set
+	r := q.r
+	pk := h.newPicker(q, t)
+	var lastErr error
+	var addrs []string
+	// Small bodies are read first, as nginx's proxy_request_buffering
+	// does, so a failed attempt can be retried on the next server.
+	var body []byte
+	if s.PassRequestBody && r.ContentLength > 0 && r.ContentLength <= maxBufferedBody {
+		var err error
+		body, err = io.ReadAll(io.LimitReader(r.Body, r.ContentLength))
+		if err != nil || int64(len(body)) != r.ContentLength {
+			h.elog.Printf("[info] client closed connection while reading request body, client: %s", q.remoteIP)
+			q.status = 499
+			w.wrote = true
+			return
+		}
+	}
+	for {
+		a, err := pk.next(lastErr)
+		if err != nil {
+			h.upstreamFailed(w, q, t, err, addrs, depth)
+			return
+		}
+		addrs = append(addrs, a.addr)
+		q.upstreamAddr = strings.Join(addrs, ", ")
+
+		ctx, cancel := context.WithCancel(r.Context())
+		ctx = context.WithValue(ctx, dialTimeoutKey{}, s.ProxyConnectTimeout)
+		out := h.outgoing(ctx, q, t, a.addr)
+		if s.PassRequestBody && r.ContentLength != 0 {
+			switch {
+			case body != nil:
+				out.Body = io.NopCloser(bytes.NewReader(body))
+				out.ContentLength = int64(len(body))
+			case pk.tries == 1:
+				out.Body = r.Body
+				out.ContentLength = r.ContentLength
+			default:
+				// a streamed body cannot be sent twice
+				cancel()
+				pk.failedQuiet(a)
+				h.upstreamFailed(w, q, t, lastErr, addrs, depth)
+				return
+			}
+		}
+		// Until the request is written the connect and send timeouts
+		// bound the wait; after it, proxy_read_timeout does.
+		timer := time.AfterFunc(s.ProxyConnectTimeout+s.ProxySendTimeout, cancel)
+		out = out.WithContext(httptrace.WithClientTrace(out.Context(), &httptrace.ClientTrace{
+			WroteRequest: func(httptrace.WroteRequestInfo) { timer.Reset(s.ProxyReadTimeout) },
+		}))
+		resp, err := h.transport.RoundTrip(out)
+		timer.Stop()
+		if err != nil {
+			if ctx.Err() != nil && r.Context().Err() == nil {
+				err = errUpstreamTimeout
+			}
+			cancel()
+			if r.Context().Err() != nil {
+				// client went away: nginx logs 499
+				pk.failedQuiet(a)
+				q.status = 499
+				w.wrote = true
+				return
+			}
+			h.elog.Printf("[error] upstream error: %v while connecting to or reading from upstream %q, client: %s, request: %q",
+				err, a.addr, q.remoteIP, r.Method+" "+r.RequestURI)
+			pk.failed(a)
+			lastErr = err
+			var de *dialError
+			sent := !errors.As(err, &de)
+			if retryable(s.NextUpstream, err, 0, r.Method, sent) {
+				continue
+			}
+			h.upstreamFailed(w, q, t, err, addrs, depth)
+			return
+		}
+		q.upstreamCode = itoa(resp.StatusCode)
+		if retryable(s.NextUpstream, nil, resp.StatusCode, r.Method, true) {
+			if _, more := pk.peek(); more {
+				resp.Body.Close()
+				cancel()
+				pk.failed(a)
+				lastErr = errors.New("upstream answered " + resp.Status)
+				continue
+			}
+		}
+		if a.srv != nil {
+			pk.t.pool.Success(a.srv)
+		}
+		h.copyResponse(w, q, t, resp, cancel, s.ProxyReadTimeout)
+		cancel()
+		if a.srv != nil {
+			a.srv.Release()
+		}
+		return
+	}
+}
+
+func (pk *picker) failedQuiet(a *attempt) {
+	if a.srv != nil {
+		a.srv.Release()
+	}
+}
+
+// peek reports whether another attempt is possible without taking it.
+func (pk *picker) peek() (struct{}, bool) {
+	if pk.t.direct != "" {
+		return struct{}{}, false
+	}
+	if pk.max > 0 && pk.tries >= pk.max {
+		return struct{}{}, false
+	}
+	for _, s := range pk.t.pool.Servers() {
+		tried := false
+		for _, x := range pk.req.Tried {
+			if x == s {
+				tried = true
+			}
+		}
+		if !tried && s.State() != "down" {
+			return struct{}{}, true
+		}
+	}
+	return struct{}{}, false
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// maxBufferedBody is the largest request body held in memory for retries.
+const maxBufferedBody = 1 << 20
+
+// bufPool holds response copy buffers.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// templates caches compiled raw templates (hash keys).
+var templates sync.Map
+
+func compileCached(raw string) (*vars.Template, error) {
+	if t, ok := templates.Load(raw); ok {
+		return t.(*vars.Template), nil
+	}
+	t, err := vars.Compile(raw)
+	if err != nil {
+		return nil, err
+	}
+	templates.Store(raw, t)
+	return t, nil
+}
+
+// upstreamFailed answers 502/504 after every attempt failed.
+func (h *Handler) upstreamFailed(w *responseWriter, q *request, t *target, err error, addrs []string, depth int) {
+	code := statusFor(err)
+	if errors.Is(err, upstream.ErrNoServer) {
+		name := ""
+		if t.up != nil {
+			name = t.up.Name
+		}
+		h.elog.Printf("[error] no live upstreams while connecting to upstream %q: %v, client: %s, request: %q",
+			name, err, q.remoteIP, q.r.Method+" "+q.r.RequestURI)
+		code = http.StatusBadGateway
+	}
+	h.errorPage(w, q, code, depth)
+}
+
+// outgoing builds the upstream request: nginx's header rules (the
+// proxy_set_header list, then the client's headers minus those it names
+// and minus hop-by-hop ones).
+func (h *Handler) outgoing(ctx context.Context, q *request, t *target, addr string) *http.Request {
+	r := q.r
+	scheme := "http"
+	if t.https {
+		scheme = "https"
+	}
+	u := &url.URL{Scheme: scheme, Host: addr}
+	path, query, hasQ := splitTarget(t.uri)
+	if strings.HasPrefix(path, "//") {
+		u.Path, _ = url.PathUnescape(path)
+		u.RawPath = path
+	} else {
+		u.Opaque = path
+	}
+	u.RawQuery = query
+	u.ForceQuery = hasQ && query == ""
+	out := (&http.Request{
+		Method:     r.Method,
+		URL:        u,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     make(http.Header, len(r.Header)+4),
+		Host:       t.host,
+		Body:       http.NoBody,
+	}).WithContext(ctx)
+	h.setHeaders(q, out.Header, false)
+	if hv := out.Header.Get("Host"); hv != "" {
+		out.Host = hv
+		out.Header.Del("Host")
+	} else if _, ok := out.Header["Host"]; ok {
+		out.Host = t.host
+		out.Header.Del("Host")
+	}
+	if c := out.Header.Get("Connection"); c != "" {
+		if strings.EqualFold(c, "close") && q.explicitConnectionClose() {
+			out.Close = true
+		}
+		out.Header.Del("Connection")
+	}
+	out.Header.Del("Upgrade")
+	if _, ok := out.Header["User-Agent"]; !ok {
+		out.Header["User-Agent"] = []string{""}
+	}
+	return out
+}
+
+// explicitConnectionClose reports whether the config itself (not nginx's
+// default) sets "Connection: close"; only then are upstream connections
+// not reused.
+func (q *request) explicitConnectionClose() bool {
+	for _, sh := range q.set.ProxySetHeaders {
+		if strings.EqualFold(sh.Name, "Connection") {
+			return sh.Value.Raw() == "close" && sh != defaultConnection(q.set)
+		}
+	}
+	return false
+}
+
+func defaultConnection(s *config.Settings) config.SetHeader {
+	return s.ProxySetHeaders[len(s.ProxySetHeaders)-1]
+}
+
+// setHeaders fills hdr with the upstream request headers for q. upgrade
+// keeps the headers a protocol upgrade needs.
+func (h *Handler) setHeaders(q *request, hdr http.Header, upgrade bool) {
+	s := q.set
+	named := make(map[string]bool, len(s.ProxySetHeaders)+8)
+	for _, sh := range s.ProxySetHeaders {
+		named[strings.ToLower(sh.Name)] = true
+		v := sh.Value.Eval(q)
+		if v == "" {
+			continue
+		}
+		hdr[http.CanonicalHeaderKey(sh.Name)] = append(hdr[http.CanonicalHeaderKey(sh.Name)], v)
+	}
+	if !s.PassRequestHeaders {
+		return
+	}
+	// Headers the client's Connection header names are hop-by-hop too.
+	for _, v := range q.r.Header.Values("Connection") {
+		for _, tok := range strings.Split(v, ",") {
+			if tok = strings.TrimSpace(tok); tok != "" {
+				named[strings.ToLower(tok)] = true
+			}
+		}
+	}
+	for _, k := range hopHeaders {
+		named[strings.ToLower(k)] = true
+	}
+	named["expect"] = true
+	named["content-length"] = true
+	for k, vs := range q.r.Header {
+		if named[strings.ToLower(k)] {
+			continue
+		}
+		hdr[k] = append(hdr[k], vs...)
+	}
+}
+
+// copyResponse relays an upstream response to the client.
+func (h *Handler) copyResponse(w *responseWriter, q *request, t *target, resp *http.Response, cancel context.CancelFunc, readTimeout time.Duration) {
+	defer resp.Body.Close()
+	s := q.set
+	dst := w.Header()
+	conn := map[string]bool{}
+	for _, v := range resp.Header.Values("Connection") {
+		for _, tok := range strings.Split(v, ",") {
+			conn[strings.ToLower(strings.TrimSpace(tok))] = true
+		}
+	}
+	for k, vs := range resp.Header {
+		lk := strings.ToLower(k)
+		if conn[lk] || isHop(lk) {
+			continue
+		}
+		if hide, set := s.ProxyHideHeaders[lk]; set && hide {
+			continue
+		} else if !set && (hiddenResponse[lk] || strings.HasPrefix(lk, "x-accel-")) {
+			continue
+		}
+		dst[k] = vs
+	}
+	if loc := dst.Get("Location"); loc != "" && !s.ProxyRedirectOff && s.Proxy != nil && s.Proxy.Dynamic == nil && q.loc != nil && q.loc.Regex == nil {
+		dst.Set("Location", rewriteLocation(loc, s.Proxy, q.loc))
+	}
+	h.addHeaders(w, q, resp.StatusCode)
+	if resp.ContentLength >= 0 && dst.Get("Content-Length") == "" && resp.StatusCode != 304 && resp.StatusCode != 204 {
+		dst.Set("Content-Length", itoa(int(resp.ContentLength)))
+	}
+	w.WriteHeader(resp.StatusCode)
+	if q.r.Method == http.MethodHead {
+		return
+	}
+	flush := !s.ProxyBuffering || resp.ContentLength < 0 && strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
+	buf := bufPool.Get().(*[]byte)
+	defer bufPool.Put(buf)
+	for {
+		var timer *time.Timer
+		if readTimeout > 0 {
+			timer = time.AfterFunc(readTimeout, cancel)
+		}
+		n, err := resp.Body.Read(*buf)
+		if timer != nil {
+			timer.Stop()
+		}
+		if n > 0 {
+			if _, werr := w.Write((*buf)[:n]); werr != nil {
+				return
+			}
+			if flush {
+				w.Flush()
+			}
+		}
+		if err != nil {
+			if err != io.EOF {
+				h.elog.Printf("[error] upstream prematurely closed connection while reading upstream %q: %v, client: %s", q.upstreamAddr, err, q.remoteIP)
+				// abort so the client sees a truncated response, not a complete one
+				panic(http.ErrAbortHandler)
+			}
+			return
+		}
+	}
+}
+
+func isHop(lk string) bool {
+	for _, k := range hopHeaders {
+		if strings.ToLower(k) == lk {
+			return true
+		}
+	}
+	return false
+}
+
+// rewriteLocation applies "proxy_redirect default": the proxy_pass URL
+// in a Location header becomes the location's path.
+func rewriteLocation(loc string, p *config.Proxy, l *config.Location) string {
+	prefix := p.Scheme + "://" + p.Host
+	if p.HasURI {
+		prefix += p.URI
+		if strings.HasPrefix(loc, prefix) {
+			return l.Path + loc[len(prefix):]
+		}
+		return loc
+	}
+	if strings.HasPrefix(loc, prefix+"/") {
+		return loc[len(prefix):]
+	}
+	return loc
+}
+
+// evalRaw evaluates a raw template text (hash keys).
+func evalRaw(raw string, q *request) string {
+	t, err := compileCached(raw)
+	if err != nil {
+		return ""
+	}
+	return t.Eval(q)
+}

@@ -1,0 +1,492 @@
+// Package proxy serves HTTP requests with a compiled nginx configuration:
+// it picks the server and location, then answers with return, static
+// files, or by proxying to an upstream (plain HTTP or a WebSocket
+// upgrade carried by a tunnel).
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/wsgate/wsgate/internal/accesslog"
+	"github.com/wsgate/wsgate/internal/config"
+	"github.com/wsgate/wsgate/internal/route"
+	"github.com/wsgate/wsgate/internal/tunnel"
+	"github.com/wsgate/wsgate/internal/upstream"
+)
+
+// maxInternalRedirects bounds try_files/error_page/index redirects, as
+// nginx's 10-cycle limit does.
+const maxInternalRedirects = 10
+
+// bindKey is the context key under which the listener layer stores the
+// bind address of the socket a request arrived on.
+type bindKey struct{}
+
+// WithBinding returns ctx carrying the bind address (see BaseContext).
+func WithBinding(ctx context.Context, addr string) context.Context {
+	return context.WithValue(ctx, bindKey{}, addr)
+}
+
+// Options configure a Handler.
+type Options struct {
+	// ErrorLog receives error-level lines. Nil means log.Default().
+	ErrorLog *log.Logger
+	// Tunnels tracks upgraded connections across configuration
+	// generations. Nil means a private registry.
+	Tunnels *tunnel.Registry
+	// Generation numbers the configuration (reload count); tunnels are
+	// tagged with it.
+	Generation int
+	// Pools, when set, supplies the upstream pool for an upstream (a
+	// reload may reuse the previous generation's pools). Nil builds
+	// fresh pools.
+	Pools func(*config.Upstream) *upstream.Pool
+}
+
+// Handler serves one configuration generation. It is safe for concurrent
+// use; Close releases its pools and log files.
+type Handler struct {
+	cfg     *config.Config
+	table   *route.Table
+	pools   map[*config.Upstream]*upstream.Pool
+	logs    *accesslog.Set
+	elog    *log.Logger
+	tunnels *tunnel.Registry
+	gen     int
+
+	transport *http.Transport
+	ctx       context.Context
+	cancel    context.CancelFunc
+	closeOnce sync.Once
+}
+
+// TunnelTag is attached to every tunnel so reload and drain can tell
+// which configuration and upstream server carry it.
+type TunnelTag struct {
+	Generation int
+	Upstream   string // upstream name
+	Server     string // server address
+	Location   string // location name
+	Server_    *config.Server
+}
+
+// New builds a Handler for cfg: upstream pools, transports, access logs.
+func New(cfg *config.Config, opt Options) (*Handler, error) {
+	h := &Handler{
+		cfg:     cfg,
+		table:   route.Build(cfg.HTTP),
+		pools:   map[*config.Upstream]*upstream.Pool{},
+		logs:    accesslog.NewSet(),
+		elog:    opt.ErrorLog,
+		tunnels: opt.Tunnels,
+		gen:     opt.Generation,
+	}
+	if h.elog == nil {
+		h.elog = log.Default()
+	}
+	if h.tunnels == nil {
+		h.tunnels = &tunnel.Registry{}
+	}
+	if cfg.HTTP == nil {
+		cfg.HTTP = &config.HTTP{}
+	}
+	h.ctx, h.cancel = context.WithCancel(context.Background())
+	addPool := func(u *config.Upstream) {
+		if u == nil || h.pools[u] != nil {
+			return
+		}
+		var p *upstream.Pool
+		if opt.Pools != nil {
+			p = opt.Pools(u)
+		}
+		if p == nil {
+			p = upstream.NewPool(u, upstream.Options{Logf: h.elog.Printf})
+		}
+		h.pools[u] = p
+	}
+	for _, u := range cfg.HTTP.Upstreams {
+		addPool(u)
+	}
+	for _, u := range cfg.HTTP.Implicit {
+		addPool(u)
+	}
+	// Every log destination opens now so a bad path fails the load.
+	var err error
+	walkSettings(cfg.HTTP, func(s *config.Settings) {
+		for _, al := range s.AccessLogs {
+			if e := h.logs.Open(al.Path); e != nil && err == nil {
+				err = e
+			}
+		}
+	})
+	if err != nil {
+		h.logs.Close()
+		return nil, err
+	}
+	h.transport = &http.Transport{
+		DialContext:            h.dialContext,
+		MaxIdleConnsPerHost:    64,
+		MaxIdleConns:           1024,
+		IdleConnTimeout:        60 * time.Second,
+		DisableCompression:     true,
+		ExpectContinueTimeout:  0,
+		TLSClientConfig:        &tls.Config{InsecureSkipVerify: true}, // nginx does not verify upstream certificates by default (proxy_ssl_verify off)
+		MaxResponseHeaderBytes: 64 << 10,
+	}
+	return h, nil
+}
+
+// Start starts the active health checks of the handler's pools.
+func (h *Handler) Start() {
+	for _, p := range h.pools {
+		p.Start(h.ctx)
+	}
+}
+
+// Pools returns the handler's upstream pools (for status and reuse).
+func (h *Handler) Pools() map[*config.Upstream]*upstream.Pool { return h.pools }
+
+// Table returns the routing table (the listener layer binds its sockets).
+func (h *Handler) Table() *route.Table { return h.table }
+
+// Config returns the configuration the handler serves.
+func (h *Handler) Config() *config.Config { return h.cfg }
+
+// Logs returns the access log set (for reopen).
+func (h *Handler) Logs() *accesslog.Set { return h.logs }
+
+// Close stops health checks, idle upstream connections and log files.
+// Pools listed in keep are left running (a reload handed them on).
+func (h *Handler) Close(keep map[*upstream.Pool]bool) {
+	h.closeOnce.Do(func() {
+		h.cancel()
+		for _, p := range h.pools {
+			if !keep[p] {
+				p.Close()
+			}
+		}
+		h.transport.CloseIdleConnections()
+		h.logs.Close()
+	})
+}
+
+func walkSettings(hc *config.HTTP, f func(*config.Settings)) {
+	if hc == nil {
+		return
+	}
+	var walk func([]*config.Location)
+	walk = func(ls []*config.Location) {
+		for _, l := range ls {
+			f(l.Settings)
+			walk(l.Children)
+		}
+	}
+	for _, s := range hc.Servers {
+		f(s.Settings)
+		walk(s.Locations)
+		for _, l := range s.Named {
+			f(l.Settings)
+			walk(l.Children)
+		}
+	}
+}
+
+type dialTimeoutKey struct{}
+
+func (h *Handler) dialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := net.Dialer{Timeout: 60 * time.Second, KeepAlive: 30 * time.Second}
+	if t, ok := ctx.Value(dialTimeoutKey{}).(time.Duration); ok && t > 0 {
+		d.Timeout = t
+	}
+	c, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, &dialError{addr: addr, err: err}
+	}
+	return c, nil
+}
+
+// ServeHTTP handles one request.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	q := &request{h: h, r: r, start: time.Now(), scheme: "http"}
+	if r.TLS != nil {
+		q.scheme = "https"
+	}
+	q.remoteIP, q.remotePort, _ = net.SplitHostPort(r.RemoteAddr)
+	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		q.localIP, q.localPort, _ = net.SplitHostPort(la.String())
+	}
+	bind, _ := r.Context().Value(bindKey{}).(string)
+	b := h.table.Binding(bind)
+	if b == nil {
+		http.Error(w, "no server", http.StatusInternalServerError)
+		return
+	}
+	q.srv = b.Server(q.localIP, r.Host)
+	rw := &responseWriter{ResponseWriter: w, q: q}
+	defer h.logRequest(q)
+
+	target := r.RequestURI
+	if strings.HasPrefix(target, "http://") || strings.HasPrefix(target, "https://") {
+		// absolute-form: use its path and query
+		if i := strings.Index(target[8:], "/"); i >= 0 {
+			target = target[8+i:]
+		} else {
+			target = "/"
+		}
+	}
+	path, query, hasQ := splitTarget(target)
+	uri, err := normalizeURI(path)
+	if err != nil {
+		q.set = q.srv.Settings
+		h.errorPage(rw, q, http.StatusBadRequest, 0)
+		return
+	}
+	q.uri, q.args, q.hasArgs = uri, query, hasQ
+	h.process(rw, q, 0, false)
+}
+
+// process routes q.uri to a location and answers. depth counts internal
+// redirects; internal is set for redirects (internal locations allowed).
+func (h *Handler) process(w *responseWriter, q *request, depth int, internal bool) {
+	if depth > maxInternalRedirects {
+		h.elog.Printf("[error] rewrite or internal redirection cycle while processing %q", q.uri)
+		q.set = q.srv.Settings
+		h.writeError(w, q, http.StatusInternalServerError)
+		return
+	}
+	m := route.Find(q.srv, q.uri)
+	if m.Redirect {
+		q.set = q.srv.Settings
+		loc := q.uri + "/"
+		if q.hasArgs {
+			loc += "?" + q.args
+		}
+		h.redirect(w, q, http.StatusMovedPermanently, h.absolute(q, loc))
+		return
+	}
+	h.serveLocation(w, q, m.Location, m.Captures, depth, internal)
+}
+
+func (h *Handler) serveLocation(w *responseWriter, q *request, loc *config.Location, captures []string, depth int, internal bool) {
+	q.loc = loc
+	q.captures = captures
+	if loc != nil {
+		q.set = loc.Settings
+		if loc.Internal && !internal {
+			h.errorPage(w, q, http.StatusNotFound, depth)
+			return
+		}
+	} else {
+		q.set = q.srv.Settings
+	}
+	s := q.set
+	if !allowed(s.Access, q.remoteIP) {
+		h.elog.Printf("[error] access forbidden by rule, client: %s, request: %q", q.remoteIP, q.r.Method+" "+q.r.RequestURI)
+		h.errorPage(w, q, http.StatusForbidden, depth)
+		return
+	}
+	if s.ClientMaxBodySize > 0 && q.r.ContentLength > s.ClientMaxBodySize {
+		h.elog.Printf("[error] client intended to send too large body: %d bytes, client: %s", q.r.ContentLength, q.remoteIP)
+		h.errorPage(w, q, http.StatusRequestEntityTooLarge, depth)
+		return
+	}
+	if s.Return != nil {
+		h.doReturn(w, q, depth)
+		return
+	}
+	if len(s.TryFiles) > 0 {
+		h.tryFiles(w, q, depth)
+		return
+	}
+	if s.Proxy != nil {
+		h.proxyPass(w, q, depth)
+		return
+	}
+	h.serveStatic(w, q, depth)
+}
+
+// internalRedirect re-runs location matching for uri (which may carry
+// "?args") or jumps to a named location.
+func (h *Handler) internalRedirect(w *responseWriter, q *request, uri string, depth int) {
+	if strings.HasPrefix(uri, "@") {
+		loc := q.srv.Named[uri[1:]]
+		if loc == nil {
+			h.elog.Printf("[error] could not find named location %q", uri)
+			h.writeError(w, q, http.StatusInternalServerError)
+			return
+		}
+		h.serveLocation(w, q, loc, nil, depth+1, true)
+		return
+	}
+	path, args, hasQ := splitTarget(uri)
+	n, err := normalizeURI(path)
+	if err != nil {
+		h.writeError(w, q, http.StatusBadRequest)
+		return
+	}
+	q.uri = n
+	if hasQ {
+		q.args, q.hasArgs = args, true
+	}
+	q.uriChanged = true
+	h.process(w, q, depth+1, true)
+}
+
+func allowed(rules []config.AccessRule, ip string) bool {
+	if len(rules) == 0 {
+		return true
+	}
+	addr := net.ParseIP(ip)
+	for _, r := range rules {
+		if r.Net == nil || addr != nil && r.Net.Contains(addr) {
+			return r.Allow
+		}
+	}
+	return true
+}
+
+// absolute makes a redirect target absolute as nginx does
+// (absolute_redirect on, server_name_in_redirect off, port_in_redirect on).
+func (h *Handler) absolute(q *request, loc string) string {
+	if strings.Contains(loc, "://") {
+		return loc
+	}
+	host := route.NormalizeHost(q.r.Host)
+	if host == "" {
+		host = q.srv.PrimaryName
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	port := q.localPort
+	if q.scheme == "http" && port != "80" || q.scheme == "https" && port != "443" {
+		host += ":" + port
+	}
+	return q.scheme + "://" + host + loc
+}
+
+func (h *Handler) redirect(w *responseWriter, q *request, code int, loc string) {
+	w.Header().Set("Location", loc)
+	h.writeError(w, q, code)
+}
+
+func (h *Handler) doReturn(w *responseWriter, q *request, depth int) {
+	ret := q.set.Return
+	code := ret.Code
+	if code == 444 {
+		// nginx closes the connection without a response.
+		q.status = 444
+		if hj, ok := w.ResponseWriter.(http.Hijacker); ok {
+			if c, _, err := hj.Hijack(); err == nil {
+				c.Close()
+				w.hijacked = true
+				return
+			}
+		}
+		return
+	}
+	text := ret.Text.Eval(q)
+	switch code {
+	case 301, 302, 303, 307, 308:
+		h.redirect(w, q, code, h.absolute(q, text))
+		return
+	}
+	if ret.Text == nil {
+		h.errorPage(w, q, code, depth)
+		return
+	}
+	h.addHeaders(w, q, code)
+	w.Header().Set("Content-Type", q.set.DefaultType)
+	w.WriteHeader(code)
+	if q.r.Method != http.MethodHead {
+		w.Write([]byte(text))
+	}
+}
+
+// addHeaders applies add_header for the final status (nginx: 200, 201,
+// 204, 206, 301, 302, 303, 304, 307, 308, or any with "always").
+func (h *Handler) addHeaders(w *responseWriter, q *request, code int) {
+	if q.set == nil {
+		return
+	}
+	ok := false
+	switch code {
+	case 200, 201, 204, 206, 301, 302, 303, 304, 307, 308:
+		ok = true
+	}
+	for _, a := range q.set.AddHeaders {
+		if !ok && !a.Always {
+			continue
+		}
+		if v := a.Value.Eval(q); v != "" {
+			w.Header().Add(a.Name, v)
+		}
+	}
+}
+
+// logRequest writes the access log lines for q.
+func (h *Handler) logRequest(q *request) {
+	s := q.set
+	if s == nil {
+		s = q.srv.Settings
+	}
+	if q.status == 0 {
+		q.status = http.StatusOK
+	}
+	for _, al := range s.AccessLogs {
+		h.logs.Write(al.Path, accesslog.Format(al.Format.Template, al.Format.Escape, q))
+	}
+}
+
+// responseWriter records status and bytes for the log and applies
+// error_page status overrides.
+type responseWriter struct {
+	http.ResponseWriter
+	q        *request
+	wrote    bool
+	override int // status to send instead of the handler's (error_page)
+	hijacked bool
+}
+
+func (w *responseWriter) WriteHeader(code int) {
+	if w.wrote {
+		return
+	}
+	w.wrote = true
+	if w.override > 0 {
+		code = w.override
+	}
+	w.q.status = code
+	w.Header().Set("Server", "wsgate")
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *responseWriter) Write(p []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.q.bytesSent += int64(n)
+	return n, err
+}
+
+func (w *responseWriter) Flush() {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+var _ = fmt.Sprintf

@@ -1,0 +1,149 @@
+package proxy
+
+import (
+	"net/http"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+)
+
+// filePath maps uri to a filesystem path with root or alias. uri is
+// already normalized (no "..", no "//"), so the result cannot leave root.
+func (h *Handler) filePath(q *request, uri string) string {
+	s := q.set
+	root := s.Root.Eval(q)
+	if s.RootIsAlias && q.loc != nil {
+		if q.loc.Regex != nil {
+			// a regex location's alias is the whole path (with captures)
+			return root
+		}
+		rest := strings.TrimPrefix(uri, q.loc.Path)
+		if !strings.HasSuffix(root, "/") && rest != "" && !strings.HasPrefix(rest, "/") {
+			return root + "/" + rest
+		}
+		return root + rest
+	}
+	return strings.TrimSuffix(root, "/") + uri
+}
+
+// tryFiles implements try_files: the first existing file (or directory,
+// for a candidate ending in "/") is served in this location; otherwise
+// the last argument is an internal redirect, a named location or =CODE.
+func (h *Handler) tryFiles(w *responseWriter, q *request, depth int) {
+	tf := q.set.TryFiles
+	for _, t := range tf[:len(tf)-1] {
+		cand := t.Eval(q)
+		if cand == "" {
+			continue
+		}
+		dir := strings.HasSuffix(cand, "/")
+		p := h.filePath(q, cand)
+		st, err := os.Stat(p)
+		if err != nil {
+			continue
+		}
+		if dir != st.IsDir() {
+			continue
+		}
+		q.uri = cand
+		h.serveStatic(w, q, depth)
+		return
+	}
+	last := tf[len(tf)-1].Eval(q)
+	if strings.HasPrefix(last, "=") {
+		code, _ := strconv.Atoi(last[1:])
+		h.errorPage(w, q, code, depth)
+		return
+	}
+	h.internalRedirect(w, q, last, depth)
+}
+
+// serveStatic serves q.uri from the filesystem: files with their MIME
+// type, directories through index (an internal redirect) or a 301 to the
+// slashed URI, 404/403 otherwise.
+func (h *Handler) serveStatic(w *responseWriter, q *request, depth int) {
+	r := q.r
+	p := h.filePath(q, q.uri)
+	if strings.HasSuffix(q.uri, "/") {
+		for _, ix := range q.set.Index {
+			name := ix.Eval(q)
+			if strings.HasPrefix(name, "/") {
+				h.internalRedirect(w, q, name, depth)
+				return
+			}
+			if st, err := os.Stat(path.Join(p, name)); err == nil && !st.IsDir() {
+				h.internalRedirect(w, q, q.uri+name, depth)
+				return
+			}
+		}
+		if st, err := os.Stat(p); err == nil && st.IsDir() {
+			h.elog.Printf("[error] directory index of %q is forbidden, client: %s", p, q.remoteIP)
+			h.errorPage(w, q, http.StatusForbidden, depth)
+			return
+		}
+		h.notFound(w, q, p, depth)
+		return
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		if os.IsPermission(err) {
+			h.errorPage(w, q, http.StatusForbidden, depth)
+			return
+		}
+		h.notFound(w, q, p, depth)
+		return
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		h.notFound(w, q, p, depth)
+		return
+	}
+	if st.IsDir() {
+		loc := q.uri + "/"
+		if q.hasArgs {
+			loc += "?" + q.args
+		}
+		h.redirect(w, q, http.StatusMovedPermanently, h.absolute(q, loc))
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		h.errorPage(w, q, http.StatusMethodNotAllowed, depth)
+		return
+	}
+	ct := q.set.DefaultType
+	if ext := path.Ext(p); ext != "" {
+		if t, ok := q.set.Types[strings.ToLower(ext[1:])]; ok {
+			ct = t
+		}
+	}
+	w.Header().Set("Content-Type", ct)
+	code := http.StatusOK
+	if w.override > 0 {
+		code = w.override
+	}
+	h.addHeaders(w, q, code)
+	if w.override > 0 {
+		// an error_page target: plain body with the error's status
+		w.Header().Set("Content-Length", strconv.FormatInt(st.Size(), 10))
+		w.WriteHeader(code)
+		if r.Method != http.MethodHead {
+			buf := make([]byte, 32<<10)
+			for {
+				n, err := f.Read(buf)
+				w.Write(buf[:n])
+				if err != nil {
+					break
+				}
+			}
+		}
+		return
+	}
+	http.ServeContent(w, r, "", st.ModTime(), f)
+}
+
+func (h *Handler) notFound(w *responseWriter, q *request, p string, depth int) {
+	h.elog.Printf("[error] open() %q failed (2: No such file or directory), client: %s, request: %q", p, q.remoteIP, q.r.Method+" "+q.r.RequestURI)
+	h.errorPage(w, q, http.StatusNotFound, depth)
+}

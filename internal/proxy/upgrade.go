@@ -1,0 +1,263 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/wsgate/wsgate/internal/tunnel"
+)
+
+// proxyUpgrade carries a protocol upgrade (WebSocket) to the upstream,
+// whether or not the config sets the Upgrade and Connection headers:
+// wsgate dials the server itself, sends the handshake, checks the 101,
+// then hands both connections to a tunnel.
+func (h *Handler) proxyUpgrade(w *responseWriter, q *request, t *target, depth int) {
+	s := q.set
+	r := q.r
+	proto := r.Header.Get("Upgrade")
+	pk := h.newPicker(q, t)
+	var lastErr error
+	var addrs []string
+	for {
+		a, err := pk.next(lastErr)
+		if err != nil {
+			h.upstreamFailed(w, q, t, err, addrs, depth)
+			return
+		}
+		addrs = append(addrs, a.addr)
+		q.upstreamAddr = strings.Join(addrs, ", ")
+		bc, br, resp, err := h.handshake(q, t, a.addr, proto)
+		if err != nil {
+			if r.Context().Err() != nil {
+				pk.failedQuiet(a)
+				q.status = 499
+				w.wrote = true
+				return
+			}
+			h.elog.Printf("[error] upstream handshake failed: %v, upstream: %q, client: %s, request: %q",
+				err, a.addr, q.remoteIP, r.Method+" "+r.RequestURI)
+			pk.failed(a)
+			lastErr = err
+			if retryable(s.NextUpstream, err, 0, r.Method, false) {
+				continue
+			}
+			h.upstreamFailed(w, q, t, err, addrs, depth)
+			return
+		}
+		q.upstreamCode = itoa(resp.StatusCode)
+		if resp.StatusCode != http.StatusSwitchingProtocols {
+			// A 5xx before the 101 moves on to the next server: nothing has
+			// reached the client yet, and a handshake is idempotent.
+			if resp.StatusCode >= 500 && (resp.StatusCode != 501 || s.NextUpstream.Statuses[501]) && !s.NextUpstream.Off {
+				if _, more := pk.peek(); more {
+					bc.Close()
+					pk.failed(a)
+					lastErr = errors.New("upstream answered " + resp.Status + " to the upgrade")
+					h.elog.Printf("[warn] upstream %q answered %s to an upgrade, trying the next server", a.addr, resp.Status)
+					continue
+				}
+			}
+			if a.srv != nil {
+				pk.t.pool.Success(a.srv)
+			}
+			resp.Body = struct {
+				io.Reader
+				io.Closer
+			}{resp.Body, bc}
+			h.copyResponse(w, q, t, resp, func() { bc.Close() }, s.ProxyReadTimeout)
+			if a.srv != nil {
+				a.srv.Release()
+			}
+			return
+		}
+		if !strings.EqualFold(strings.TrimSpace(resp.Header.Get("Upgrade")), proto) {
+			bc.Close()
+			h.elog.Printf("[error] upstream %q switched to protocol %q, client asked for %q", a.addr, resp.Header.Get("Upgrade"), proto)
+			pk.failed(a)
+			h.errorPage(w, q, http.StatusBadGateway, depth)
+			return
+		}
+		if a.srv != nil {
+			pk.t.pool.Success(a.srv)
+		}
+		h.runTunnel(w, q, t, a, bc, br, resp, proto)
+		return
+	}
+}
+
+// handshake dials addr and sends the upgrade request; it returns the
+// connection, its reader (which may hold bytes after the response head)
+// and the parsed response head.
+func (h *Handler) handshake(q *request, t *target, addr, proto string) (net.Conn, *bufio.Reader, *http.Response, error) {
+	s := q.set
+	ctx, cancel := context.WithTimeout(q.r.Context(), s.ProxyConnectTimeout)
+	defer cancel()
+	bc, err := h.dialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if tc, ok := bc.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	if t.https {
+		host, _, _ := net.SplitHostPort(addr)
+		tc := tls.Client(bc, &tls.Config{InsecureSkipVerify: true, ServerName: host, NextProtos: []string{"http/1.1"}})
+		tc.SetDeadline(time.Now().Add(s.ProxyConnectTimeout))
+		if err := tc.HandshakeContext(ctx); err != nil {
+			bc.Close()
+			return nil, nil, nil, &dialError{addr: addr, err: err}
+		}
+		bc = tc
+	}
+	hdr := make(http.Header, len(q.r.Header)+4)
+	h.setHeaders(q, hdr, true)
+	host := hdr.Get("Host")
+	if _, ok := hdr["Host"]; !ok {
+		host = t.host
+	}
+	hdr.Del("Host")
+	hdr.Del("Connection")
+	hdr.Del("Upgrade")
+	hdr.Del("Content-Length")
+	var b strings.Builder
+	b.Grow(512)
+	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: %s\r\nUpgrade: %s\r\nConnection: upgrade\r\n", q.r.Method, t.uri, host, proto)
+	for k, vs := range hdr {
+		for _, v := range vs {
+			b.WriteString(k)
+			b.WriteString(": ")
+			b.WriteString(strings.NewReplacer("\r", " ", "\n", " ").Replace(v))
+			b.WriteString("\r\n")
+		}
+	}
+	b.WriteString("\r\n")
+	if s.ProxySendTimeout > 0 {
+		bc.SetWriteDeadline(time.Now().Add(s.ProxySendTimeout))
+	}
+	if _, err := io.WriteString(bc, b.String()); err != nil {
+		bc.Close()
+		return nil, nil, nil, &dialError{addr: addr, err: err}
+	}
+	bc.SetWriteDeadline(time.Time{})
+	if s.ProxyReadTimeout > 0 {
+		bc.SetReadDeadline(time.Now().Add(s.ProxyReadTimeout))
+	}
+	br := bufio.NewReaderSize(bc, 4096)
+	resp, err := http.ReadResponse(br, q.r)
+	if err != nil {
+		bc.Close()
+		if isTimeout(err) {
+			return nil, nil, nil, fmt.Errorf("%w: reading response header: %v", errUpstreamTimeout, err)
+		}
+		if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, nil, nil, fmt.Errorf("upstream prematurely closed connection while reading response header: %w", err)
+		}
+		return nil, nil, nil, fmt.Errorf("%w: %v", errInvalidHeader, err)
+	}
+	bc.SetReadDeadline(time.Time{})
+	return bc, br, resp, nil
+}
+
+// runTunnel completes the client side of the upgrade and carries the
+// connection until it ends.
+func (h *Handler) runTunnel(w *responseWriter, q *request, t *target, a *attempt, bc net.Conn, br *bufio.Reader, resp *http.Response, proto string) {
+	defer func() {
+		if a.srv != nil {
+			a.srv.Release()
+		}
+	}()
+	hj, ok := w.ResponseWriter.(http.Hijacker)
+	if !ok {
+		bc.Close()
+		h.writeError(w, q, http.StatusInternalServerError)
+		return
+	}
+	cc, cbuf, err := hj.Hijack()
+	if err != nil {
+		bc.Close()
+		h.elog.Printf("[error] hijack failed: %v", err)
+		return
+	}
+	w.hijacked = true
+	w.wrote = true
+	q.status = http.StatusSwitchingProtocols
+
+	// The 101 to the client: the upstream's headers minus hop-by-hop and
+	// hidden ones, then Upgrade/Connection as the protocol needs.
+	var b strings.Builder
+	b.WriteString("HTTP/1.1 101 Switching Protocols\r\n")
+	s := q.set
+	for k, vs := range resp.Header {
+		lk := strings.ToLower(k)
+		if isHop(lk) || lk == "content-length" {
+			continue
+		}
+		if hide, set := s.ProxyHideHeaders[lk]; set && hide || !set && (hiddenResponse[lk] || strings.HasPrefix(lk, "x-accel-")) {
+			continue
+		}
+		for _, v := range vs {
+			b.WriteString(k + ": " + v + "\r\n")
+		}
+	}
+	b.WriteString("Server: wsgate\r\nUpgrade: " + resp.Header.Get("Upgrade") + "\r\nConnection: upgrade\r\n\r\n")
+	cc.SetWriteDeadline(time.Now().Add(s.SendTimeout))
+	if _, err := io.WriteString(cc, b.String()); err != nil {
+		cc.Close()
+		bc.Close()
+		return
+	}
+	cc.SetWriteDeadline(time.Time{})
+	cc.SetReadDeadline(time.Time{})
+	if tc, ok := cc.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	var clientBuf, backendBuf []byte
+	if n := cbuf.Reader.Buffered(); n > 0 {
+		p, _ := cbuf.Reader.Peek(n)
+		clientBuf = append([]byte(nil), p...)
+	}
+	if n := br.Buffered(); n > 0 {
+		p, _ := br.Peek(n)
+		backendBuf = append([]byte(nil), p...)
+	}
+	ws := s.WebSocket
+	frames := ws.Frames && strings.EqualFold(proto, "websocket")
+	opt := tunnel.Options{
+		Frames:      frames,
+		IdleTimeout: s.ProxyReadTimeout,
+		SendTimeout: s.ProxySendTimeout,
+	}
+	if frames {
+		opt.PingInterval = ws.PingInterval
+		opt.PingTimeout = ws.PingTimeout
+		opt.MaxMessageSize = ws.MaxMessageSize
+		opt.MaxFrameRate = ws.MaxFrameRate
+	}
+	tn := tunnel.New(cc, clientBuf, bc, backendBuf, opt)
+	tag := &TunnelTag{Generation: h.gen, Server: a.addr, Location: q.loc.Name(), Server_: q.srv}
+	if t.up != nil {
+		tag.Upstream = t.up.Name
+	}
+	tn.SetTag(tag)
+	remove := h.tunnels.Add(tn)
+	st := tn.Run(context.Background())
+	remove()
+	q.ws = &wsLog{
+		in: st.BytesFromClient, out: st.BytesFromBackend,
+		msgsIn: st.MessagesIn, msgsOut: st.MessagesOut,
+		closeCode: st.CloseCode, closeBy: st.CloseBy, duration: st.Duration,
+	}
+	q.bytesSent = st.BytesFromBackend
+	if st.Err != nil && !errors.Is(st.Err, net.ErrClosed) {
+		h.elog.Printf("[info] websocket tunnel ended: %v, client: %s, upstream: %q, close: %d by %s",
+			st.Err, q.remoteIP, a.addr, st.CloseCode, st.CloseBy)
+	}
+}

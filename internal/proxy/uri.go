@@ -1,0 +1,120 @@
+package proxy
+
+import (
+	"errors"
+	"strings"
+)
+
+// errBadURI is a request target nginx would answer with 400.
+var errBadURI = errors.New("invalid request URI")
+
+// normalizeURI turns a request path into nginx's $uri: %XX sequences
+// decoded, "//" merged, "." and ".." segments resolved. A ".." above the
+// root, a bad escape or a NUL byte is errBadURI (400 in nginx).
+func normalizeURI(raw string) (string, error) {
+	if raw == "" || raw[0] != '/' {
+		if raw == "*" {
+			return "*", nil
+		}
+		return "", errBadURI
+	}
+	// decode
+	var dec []byte
+	if strings.IndexByte(raw, '%') >= 0 {
+		dec = make([]byte, 0, len(raw))
+		for i := 0; i < len(raw); i++ {
+			c := raw[i]
+			if c == '%' {
+				if i+2 >= len(raw) || !isHex(raw[i+1]) || !isHex(raw[i+2]) {
+					return "", errBadURI
+				}
+				c = unhex(raw[i+1])<<4 | unhex(raw[i+2])
+				i += 2
+			}
+			if c == 0 {
+				return "", errBadURI
+			}
+			dec = append(dec, c)
+		}
+	} else {
+		dec = []byte(raw)
+	}
+	// merge slashes and resolve dot segments
+	segs := make([]string, 0, 8)
+	p := string(dec)
+	trailing := strings.HasSuffix(p, "/")
+	for _, s := range strings.Split(p, "/") {
+		switch s {
+		case "", ".":
+			continue
+		case "..":
+			if len(segs) == 0 {
+				return "", errBadURI
+			}
+			segs = segs[:len(segs)-1]
+		default:
+			segs = append(segs, s)
+		}
+	}
+	if len(segs) == 0 {
+		return "/", nil
+	}
+	out := "/" + strings.Join(segs, "/")
+	last := p[strings.LastIndexByte(p, '/')+1:]
+	if trailing || last == "." || last == ".." {
+		out += "/"
+	}
+	return out, nil
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0'
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10
+	}
+	return c - 'A' + 10
+}
+
+// escapeURI escapes s as nginx's ngx_escape_uri(NGX_ESCAPE_URI) does when
+// it rebuilds an upstream URI: control characters, space, '#', '%', '?',
+// DEL and bytes >= 0x80 become %XX; everything else is kept.
+func escapeURI(s string) string {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if needsEscape(s[i]) {
+			n++
+		}
+	}
+	if n == 0 {
+		return s
+	}
+	const hexd = "0123456789ABCDEF"
+	b := make([]byte, 0, len(s)+2*n)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if needsEscape(c) {
+			b = append(b, '%', hexd[c>>4], hexd[c&15])
+		} else {
+			b = append(b, c)
+		}
+	}
+	return string(b)
+}
+
+func needsEscape(c byte) bool {
+	return c <= 0x20 || c == '#' || c == '%' || c == '?' || c >= 0x7f
+}
+
+// splitTarget splits a request target into path and query.
+func splitTarget(t string) (path, query string, hasQuery bool) {
+	if i := strings.IndexByte(t, '?'); i >= 0 {
+		return t[:i], t[i+1:], true
+	}
+	return t, "", false
+}

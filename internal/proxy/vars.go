@@ -1,0 +1,240 @@
+package proxy
+
+import (
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wsgate/wsgate/internal/config"
+	"github.com/wsgate/wsgate/internal/route"
+)
+
+// request is the state of one client request while wsgate handles it. It
+// implements vars.Resolver so templates can read nginx variables.
+type request struct {
+	h      *Handler
+	r      *http.Request
+	start  time.Time
+	srv    *config.Server
+	loc    *config.Location
+	set    *config.Settings
+	scheme string
+
+	remoteIP, remotePort string
+	localIP, localPort   string
+
+	uri        string // $uri: normalized, may change on internal redirect
+	args       string // $args
+	hasArgs    bool
+	uriChanged bool // an internal redirect changed the URI
+	captures   []string
+
+	status       int
+	bytesSent    int64
+	upstreamAddr string
+	proxyHost    string
+	upstreamCode string
+
+	ws       *wsLog // set for upgraded connections
+	mapDepth int
+}
+
+// wsLog holds the access-log values of an upgraded connection.
+type wsLog struct {
+	in, out         int64
+	msgsIn, msgsOut int64
+	closeCode       int
+	closeBy         string
+	duration        time.Duration
+}
+
+var hostname, _ = os.Hostname()
+
+// Var implements vars.Resolver.
+func (q *request) Var(name string) (string, bool) {
+	if m, ok := q.h.cfg.HTTP.Maps[name]; ok {
+		if q.mapDepth > 16 {
+			return "", false
+		}
+		q.mapDepth++
+		v := m.Eval(q)
+		q.mapDepth--
+		return v, true
+	}
+	r := q.r
+	switch name {
+	case "host":
+		if h := route.NormalizeHost(r.Host); h != "" {
+			return h, true
+		}
+		return q.srv.PrimaryName, true
+	case "http_host":
+		return r.Host, true
+	case "remote_addr":
+		return q.remoteIP, true
+	case "remote_port":
+		return q.remotePort, true
+	case "binary_remote_addr":
+		ip := net.ParseIP(q.remoteIP)
+		if ip4 := ip.To4(); ip4 != nil {
+			return string(ip4), true
+		}
+		return string(ip), true
+	case "remote_user":
+		return "", true
+	case "proxy_add_x_forwarded_for":
+		if xff := strings.Join(r.Header.Values("X-Forwarded-For"), ", "); xff != "" {
+			return xff + ", " + q.remoteIP, true
+		}
+		return q.remoteIP, true
+	case "scheme":
+		return q.scheme, true
+	case "https":
+		if q.scheme == "https" {
+			return "on", true
+		}
+		return "", true
+	case "request_uri":
+		return r.RequestURI, true
+	case "uri", "document_uri":
+		return q.uri, true
+	case "args", "query_string":
+		return q.args, true
+	case "is_args":
+		if q.hasArgs && q.args != "" {
+			return "?", true
+		}
+		return "", true
+	case "server_name":
+		return q.srv.PrimaryName, true
+	case "server_port":
+		return q.localPort, true
+	case "server_addr":
+		return q.localIP, true
+	case "server_protocol":
+		return r.Proto, true
+	case "request_method":
+		return r.Method, true
+	case "request":
+		return r.Method + " " + r.RequestURI + " " + r.Proto, true
+	case "proxy_host":
+		return q.proxyHost, true
+	case "upstream_addr":
+		return q.upstreamAddr, true
+	case "upstream_status":
+		return q.upstreamCode, true
+	case "status":
+		return strconv.Itoa(q.status), true
+	case "request_time":
+		return strconv.FormatFloat(time.Since(q.start).Seconds(), 'f', 3, 64), true
+	case "body_bytes_sent", "bytes_sent":
+		return strconv.FormatInt(q.bytesSent, 10), true
+	case "request_length":
+		return strconv.FormatInt(r.ContentLength, 10), true
+	case "time_local":
+		return q.start.Format("02/Jan/2006:15:04:05 -0700"), true
+	case "time_iso8601":
+		return q.start.Format("2006-01-02T15:04:05-07:00"), true
+	case "msec":
+		return strconv.FormatFloat(float64(q.start.UnixNano())/1e9, 'f', 3, 64), true
+	case "hostname":
+		return hostname, true
+	case "pid":
+		return strconv.Itoa(os.Getpid()), true
+	case "content_type":
+		return r.Header.Get("Content-Type"), true
+	case "content_length":
+		return r.Header.Get("Content-Length"), true
+	case "connection_upgrade_default":
+		return "", true
+	case "request_id":
+		return requestID(q), true
+	case "ws_messages_in", "ws_messages_out", "ws_close_code", "ws_close_by", "ws_duration", "ws_bytes_in", "ws_bytes_out":
+		return q.wsVar(name), true
+	}
+	switch {
+	case strings.HasPrefix(name, "http_"):
+		return strings.Join(r.Header.Values(headerName(name[5:])), ", "), true
+	case strings.HasPrefix(name, "sent_http_"):
+		return "", true
+	case strings.HasPrefix(name, "arg_"):
+		return argValue(q.args, name[4:]), true
+	case strings.HasPrefix(name, "cookie_"):
+		if c, err := r.Cookie(name[7:]); err == nil {
+			return c.Value, true
+		}
+		return "", true
+	}
+	if n, err := strconv.Atoi(name); err == nil {
+		if n < len(q.captures) {
+			return q.captures[n], true
+		}
+		return "", true
+	}
+	return "", false
+}
+
+func (q *request) wsVar(name string) string {
+	if q.ws == nil {
+		if name == "ws_close_by" {
+			return "-"
+		}
+		return "-"
+	}
+	switch name {
+	case "ws_messages_in":
+		return strconv.FormatInt(q.ws.msgsIn, 10)
+	case "ws_messages_out":
+		return strconv.FormatInt(q.ws.msgsOut, 10)
+	case "ws_close_code":
+		return strconv.Itoa(q.ws.closeCode)
+	case "ws_close_by":
+		if q.ws.closeBy == "" {
+			return "-"
+		}
+		return q.ws.closeBy
+	case "ws_duration":
+		return strconv.FormatFloat(q.ws.duration.Seconds(), 'f', 3, 64)
+	case "ws_bytes_in":
+		return strconv.FormatInt(q.ws.in, 10)
+	case "ws_bytes_out":
+		return strconv.FormatInt(q.ws.out, 10)
+	}
+	return "-"
+}
+
+func requestID(q *request) string {
+	return strconv.FormatInt(q.start.UnixNano(), 16) + q.remotePort
+}
+
+// headerName turns an nginx variable suffix ("x_real_ip") into a header
+// name ("X-Real-Ip").
+func headerName(s string) string {
+	return http.CanonicalHeaderKey(strings.ReplaceAll(s, "_", "-"))
+}
+
+// argValue returns the first value of name in the raw query, undecoded
+// as nginx's $arg_NAME is.
+func argValue(query, name string) string {
+	for query != "" {
+		var kv string
+		kv, query, _ = strings.Cut(query, "&")
+		k, v, _ := strings.Cut(kv, "=")
+		if strings.EqualFold(k, name) {
+			return v
+		}
+	}
+	return ""
+}
+
+// unescapePath is used for filesystem lookups of try_files candidates.
+func unescapePath(s string) string {
+	if u, err := url.PathUnescape(s); err == nil {
+		return u
+	}
+	return s
+}
