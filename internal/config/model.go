@@ -133,8 +133,12 @@ type Settings struct {
 
 	Proxy *Proxy // nil when the location does not proxy
 
-	ProxyHTTPVersion    string      // "1.0" (default) or "1.1"
-	ProxySetHeaders     []SetHeader // effective list, nginx defaults included
+	ProxyHTTPVersion string      // "1.0" (default) or "1.1"
+	ProxySetHeaders  []SetHeader // effective list, nginx defaults included
+	// UserConnection is set when the config itself sets the Connection
+	// header; wsgate then honours "close" (no upstream keep-alive).
+	// Without it, upstream connections are pooled (see docs/config.md).
+	UserConnection      bool
 	ProxyHideHeaders    map[string]bool
 	ProxyConnectTimeout time.Duration // default 60s
 	ProxyReadTimeout    time.Duration // default 60s

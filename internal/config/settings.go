@@ -137,6 +137,7 @@ func (c *compiler) settings(chain []level, types map[string]string, loc *Locatio
 	if !set["host"] {
 		s.ProxySetHeaders = append(s.ProxySetHeaders, SetHeader{Name: "Host", Value: vars.MustCompile("$proxy_host")})
 	}
+	s.UserConnection = set["connection"]
 	if !set["connection"] {
 		s.ProxySetHeaders = append(s.ProxySetHeaders, SetHeader{Name: "Connection", Value: vars.MustCompile("close")})
 	}

@@ -43,7 +43,7 @@ type target struct {
 // upstreamURI builds the request target with nginx's proxy_pass rules.
 func (h *Handler) upstreamURI(q *request, p *config.Proxy) string {
 	args := ""
-	if q.hasArgs {
+	if q.args != "" {
 		args = "?" + q.args
 	}
 	if p.HasURI && q.loc != nil && q.loc.Regex == nil && q.loc.Modifier != "@" && strings.HasPrefix(q.uri, q.loc.Path) {
@@ -459,7 +459,7 @@ func (h *Handler) outgoing(ctx context.Context, q *request, t *target, addr stri
 		out.Header.Del("Host")
 	}
 	if c := out.Header.Get("Connection"); c != "" {
-		if strings.EqualFold(c, "close") && q.explicitConnectionClose() {
+		if strings.EqualFold(c, "close") && q.set.UserConnection {
 			out.Close = true
 		}
 		out.Header.Del("Connection")
@@ -469,22 +469,6 @@ func (h *Handler) outgoing(ctx context.Context, q *request, t *target, addr stri
 		out.Header["User-Agent"] = []string{""}
 	}
 	return out
-}
-
-// explicitConnectionClose reports whether the config itself (not nginx's
-// default) sets "Connection: close"; only then are upstream connections
-// not reused.
-func (q *request) explicitConnectionClose() bool {
-	for _, sh := range q.set.ProxySetHeaders {
-		if strings.EqualFold(sh.Name, "Connection") {
-			return sh.Value.Raw() == "close" && sh != defaultConnection(q.set)
-		}
-	}
-	return false
-}
-
-func defaultConnection(s *config.Settings) config.SetHeader {
-	return s.ProxySetHeaders[len(s.ProxySetHeaders)-1]
 }
 
 // setHeaders fills hdr with the upstream request headers for q. upgrade

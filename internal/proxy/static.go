@@ -34,10 +34,16 @@ func (h *Handler) tryFiles(w *responseWriter, q *request, depth int) {
 	tf := q.set.TryFiles
 	for _, t := range tf[:len(tf)-1] {
 		cand := t.Eval(q)
+		// As nginx: a candidate written with a trailing slash tests for a
+		// directory, and the slash is dropped from the tested name (so
+		// "$uri/" for "/dir" serves "/dir", which then redirects to "/dir/").
+		dir := strings.HasSuffix(t.Raw(), "/")
+		if dir {
+			cand = cand[:len(cand)-1]
+		}
 		if cand == "" {
 			continue
 		}
-		dir := strings.HasSuffix(cand, "/")
 		p := h.filePath(q, cand)
 		st, err := os.Stat(p)
 		if err != nil {
