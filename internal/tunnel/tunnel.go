@@ -1,0 +1,456 @@
+// Package tunnel carries an upgraded connection (WebSocket or any other
+// protocol switched to with HTTP/1.1 Upgrade) between a client and a backend
+// once the proxy has completed the handshake with both.
+//
+// A Tunnel is either a raw byte pipe or frame-aware. The frame-aware engine
+// parses RFC 6455 frame headers in place in both directions and forwards every
+// frame unchanged, byte for byte; on top of that it sends its own pings, limits
+// message size and frame rate, counts messages, and closes with a proper Close
+// frame on shutdown, protocol errors and lost peers.
+//
+// Each direction is served by one copier goroutine that is the only writer to
+// its destination, so the proxy's own control frames are always written by
+// that copier, between frames, never inside a frame being forwarded. Other
+// parties (the supervisor in Run, Shutdown) post requests to a peer's mailbox
+// and wake its copier with a read deadline in the past.
+package tunnel
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Options configure a Tunnel. The zero value is a raw byte pipe with no
+// timeouts.
+type Options struct {
+	// Frames turns on the frame-aware engine: RFC 6455 §5 frame headers are
+	// parsed in both directions. If false, bytes are copied as they are and
+	// the Ping and limit options below are ignored.
+	Frames bool
+
+	// IdleTimeout closes both sides when no bytes have been read from either
+	// side for this long (nginx proxy_read_timeout on upgraded connections).
+	// Pongs answering the proxy's own pings count as traffic. Zero means no
+	// idle timeout.
+	IdleTimeout time.Duration
+
+	// SendTimeout fails the tunnel when a write to either peer makes no
+	// progress for this long. Writes are at most 32 KiB, so a peer that
+	// accepts less than that in SendTimeout is treated as stuck. Zero means
+	// writes may block until the other end of the tunnel ends it.
+	SendTimeout time.Duration
+
+	// PingInterval (Frames only): when nothing has been read from a peer for
+	// this long, the proxy sends that peer a Ping of its own (unmasked to the
+	// client, masked to the backend). The Pong answering it is consumed, not
+	// forwarded. Zero means the proxy never pings.
+	PingInterval time.Duration
+
+	// PingTimeout (Frames only): when a pinged peer sends nothing for this
+	// long after the ping, its TCP connection is closed and the other peer
+	// gets Close 1001. Zero means PingInterval.
+	PingTimeout time.Duration
+
+	// MaxMessageSize (Frames only): a data message whose fragments' payloads
+	// add up to more than this makes the proxy send Close 1009 to the sender
+	// and 1001 to the other peer. The offending frame is not forwarded. Zero
+	// means no limit.
+	MaxMessageSize int64
+
+	// MaxFrameRate (Frames only): more frames than this within one second
+	// from one peer makes the proxy send Close 1008 to it and 1001 to the
+	// other peer. Zero means no limit.
+	MaxFrameRate int
+}
+
+// Stats describe a finished tunnel.
+type Stats struct {
+	BytesFromClient, BytesFromBackend int64
+	// MessagesIn and MessagesOut count complete data messages from client to
+	// backend and from backend to client. Zero when not frame-aware.
+	MessagesIn, MessagesOut int64
+	// CloseCode is the status code of the first Close frame seen or sent
+	// (1005 if it had none), 0 if there was none.
+	CloseCode int
+	// CloseBy says who sent that first Close: "client", "backend" or
+	// "proxy"; "" if there was none.
+	CloseBy  string
+	Duration time.Duration
+	// Err says why the tunnel ended abnormally; nil for a clean close (a
+	// completed closing handshake, EOF in raw mode, Shutdown).
+	Err error
+}
+
+// Errors recorded in Stats.Err. Network errors are wrapped with a short
+// prefix naming the side ("tunnel: backend read: ...").
+var (
+	ErrIdleTimeout     = errors.New("tunnel: idle timeout")
+	ErrPingTimeout     = errors.New("tunnel: ping timeout")
+	ErrProtocol        = errors.New("tunnel: protocol error")
+	ErrMessageTooBig   = errors.New("tunnel: message too big")
+	ErrFrameRate       = errors.New("tunnel: frame rate exceeded")
+	ErrClientVanished  = errors.New("tunnel: client closed connection without close frame")
+	ErrBackendVanished = errors.New("tunnel: backend closed connection without close frame")
+)
+
+const (
+	// shutdownGrace bounds the wait for the closing handshake after the
+	// proxy sent Close frames because of Shutdown, a cancelled context, an
+	// idle timeout or a protocol violation.
+	shutdownGrace = time.Second
+	// lossGrace bounds the wait for the surviving peer's Close reply after
+	// the other peer's connection ended or failed.
+	lossGrace = 500 * time.Millisecond
+)
+
+// Tunnel carries one upgraded connection. It is created by New, run once by
+// Run, and may be shut down from any goroutine.
+type Tunnel struct {
+	opt     Options
+	client  peer
+	backend peer
+	c2b     copier // reads the client, writes the backend
+	b2c     copier // reads the backend, writes the client
+
+	start time.Time // clock origin for peer timestamps
+
+	running   atomic.Bool
+	closing   atomic.Bool  // the proxy has started closing; finish when both peers are done
+	finishing atomic.Bool  // Run is closing the conns; copiers exit quietly
+	grace     atomic.Int64 // grace period for closing, nanoseconds
+	exited    atomic.Int32 // copiers that have returned
+	kickc     chan struct{}
+	wg        sync.WaitGroup
+
+	shutdownOnce   sync.Once
+	shutdownc      chan struct{}
+	shutdownCode   uint16
+	shutdownReason string
+	done           chan struct{}
+
+	mu        sync.Mutex // guards the fields below
+	closeCode int
+	closeBy   string
+	err       error
+	tag       any
+}
+
+// New prepares a tunnel between client and backend. clientBuffered and
+// backendBuffered are bytes already read from that side (for example left in
+// a bufio.Reader when the connection was hijacked); they are forwarded first
+// and must not be modified until Run returns. The tunnel owns both
+// connections from now on: Run closes them. If Run is never called the caller
+// still owns them.
+func New(client net.Conn, clientBuffered []byte, backend net.Conn, backendBuffered []byte, opt Options) *Tunnel {
+	if opt.PingTimeout <= 0 {
+		opt.PingTimeout = opt.PingInterval
+	}
+	t := &Tunnel{
+		opt:       opt,
+		start:     time.Now(),
+		kickc:     make(chan struct{}, 1),
+		shutdownc: make(chan struct{}),
+		done:      make(chan struct{}),
+	}
+	t.client = peer{name: "client", conn: client, other: &t.backend, isClient: true}
+	t.backend = peer{name: "backend", conn: backend, other: &t.client}
+	t.client.pingToken.Store(rand.Uint64() | 1)
+	t.backend.pingToken.Store(rand.Uint64() | 1)
+	t.c2b.init(t, &t.client, &t.backend, clientBuffered)
+	t.b2c.init(t, &t.backend, &t.client, backendBuffered)
+	return t
+}
+
+// SetTag attaches caller data (route generation, upstream server) to the
+// tunnel, for Registry match functions. Safe for concurrent use.
+func (t *Tunnel) SetTag(v any) {
+	t.mu.Lock()
+	t.tag = v
+	t.mu.Unlock()
+}
+
+// Tag returns the value last passed to SetTag, or nil.
+func (t *Tunnel) Tag() any {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.tag
+}
+
+// Done returns a channel that is closed when Run has returned.
+func (t *Tunnel) Done() <-chan struct{} { return t.done }
+
+// Shutdown ends the tunnel gracefully. A frame-aware tunnel sends Close(code,
+// reason) to the client and Close 1001 (masked) to the backend, each at a frame
+// boundary, then waits up to one second for the closing handshake before
+// closing the connections; a raw tunnel just closes them. Shutdown does not
+// wait for Run to return (use Done). It is safe to call concurrently, more
+// than once (the first call wins) and before Run (Run then shuts down at
+// once, after the buffered bytes).
+func (t *Tunnel) Shutdown(code uint16, reason string) {
+	t.shutdownOnce.Do(func() {
+		t.shutdownCode = code
+		t.shutdownReason = reason
+		close(t.shutdownc)
+	})
+}
+
+// Run carries traffic until either side closes or fails, ctx is done, or
+// Shutdown is called. It closes both connections and returns only when every
+// goroutine it started has exited. Run must be called at most once; later
+// calls return at once with an error in Stats.Err.
+func (t *Tunnel) Run(ctx context.Context) Stats {
+	if !t.running.CompareAndSwap(false, true) {
+		return Stats{Err: errors.New("tunnel: Run called more than once")}
+	}
+	began := time.Now()
+	t.wg.Add(2)
+	if t.opt.Frames {
+		go frameCopier{&t.c2b}.run()
+		go frameCopier{&t.b2c}.run()
+	} else {
+		go byteCopier{&t.c2b}.run()
+		go byteCopier{&t.b2c}.run()
+	}
+	t.supervise(ctx)
+	t.finishing.Store(true)
+	t.client.conn.Close()
+	t.backend.conn.Close()
+	t.wg.Wait()
+	t.c2b.releaseBuffer()
+	t.b2c.releaseBuffer()
+	close(t.done)
+
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return Stats{
+		BytesFromClient:  t.c2b.bytes,
+		BytesFromBackend: t.b2c.bytes,
+		MessagesIn:       t.c2b.messages,
+		MessagesOut:      t.b2c.messages,
+		CloseCode:        t.closeCode,
+		CloseBy:          t.closeBy,
+		Duration:         time.Since(began),
+		Err:              t.err,
+	}
+}
+
+// supervise runs in Run's goroutine. It owns the idle and ping timers, turns
+// Shutdown and ctx into close requests, and returns when the tunnel should end.
+func (t *Tunnel) supervise(ctx context.Context) {
+	var timer *time.Timer
+	var timerc <-chan time.Time
+	if t.opt.IdleTimeout > 0 || (t.opt.Frames && t.opt.PingInterval > 0) {
+		timer = time.NewTimer(time.Hour)
+		defer timer.Stop()
+		timerc = timer.C
+	}
+	var linger *time.Timer
+	var lingerc <-chan time.Time
+	defer func() {
+		if linger != nil {
+			linger.Stop()
+		}
+	}()
+	ctxDone := ctx.Done()
+	shutdownc := (<-chan struct{})(t.shutdownc)
+	for {
+		if t.shouldFinish() {
+			return
+		}
+		if timer != nil {
+			timer.Reset(t.keepalive())
+			if t.shouldFinish() {
+				return
+			}
+		}
+		if t.closing.Load() && linger == nil {
+			linger = time.NewTimer(time.Duration(t.grace.Load()))
+			lingerc = linger.C
+		}
+		select {
+		case <-ctxDone:
+			ctxDone = nil
+			t.setErr(context.Cause(ctx))
+			if !t.opt.Frames {
+				return
+			}
+			t.closeBoth(CloseGoingAway, "", shutdownGrace)
+		case <-shutdownc:
+			shutdownc = nil
+			if !t.opt.Frames {
+				return
+			}
+			t.closeBoth(t.shutdownCode, t.shutdownReason, shutdownGrace)
+		case <-t.kickc:
+		case <-timerc:
+		case <-lingerc:
+			return
+		}
+	}
+}
+
+// shouldFinish reports whether the tunnel has nothing left to carry.
+func (t *Tunnel) shouldFinish() bool {
+	if !t.opt.Frames {
+		return t.exited.Load() > 0 || t.client.flags.Load()&flagGone != 0 || t.backend.flags.Load()&flagGone != 0
+	}
+	if t.exited.Load() == 2 {
+		return true
+	}
+	cf, bf := t.client.flags.Load(), t.backend.flags.Load()
+	if t.closing.Load() {
+		return cf&(flagClosedIn|flagGone) != 0 && bf&(flagClosedIn|flagGone) != 0
+	}
+	return cf&flagClosedIn != 0 && bf&flagClosedIn != 0
+}
+
+// keepalive enforces IdleTimeout, PingInterval and PingTimeout and returns
+// how long until it needs to look again.
+func (t *Tunnel) keepalive() time.Duration {
+	now := t.clock()
+	next := int64(time.Hour)
+	if it := int64(t.opt.IdleTimeout); it > 0 && !t.closing.Load() {
+		last := max(t.client.lastRead.Load(), t.backend.lastRead.Load())
+		if now-last >= it {
+			t.setErr(ErrIdleTimeout)
+			if !t.opt.Frames {
+				t.client.flags.Or(flagGone)
+				return time.Duration(next)
+			}
+			t.closeBoth(CloseGoingAway, "", shutdownGrace)
+		} else {
+			next = min(next, last+it-now)
+		}
+	}
+	if pi, pt := int64(t.opt.PingInterval), int64(t.opt.PingTimeout); t.opt.Frames && pi > 0 && !t.closing.Load() {
+		for _, p := range [2]*peer{&t.client, &t.backend} {
+			f := p.flags.Load()
+			if f&(flagGone|flagClosedIn|flagClosedOut) != 0 {
+				continue
+			}
+			if sent := p.pingSent.Load(); sent != 0 {
+				if now-sent >= pt {
+					t.setErr(ErrPingTimeout)
+					t.lost(p, CloseGoingAway, shutdownGrace)
+					p.conn.Close()
+					return time.Duration(next)
+				}
+				next = min(next, sent+pt-now)
+				continue
+			}
+			idle := now - p.lastRead.Load()
+			if idle < pi {
+				next = min(next, pi-idle)
+				continue
+			}
+			if f&flagPingReq == 0 {
+				p.flags.Or(flagPingReq)
+				t.wake(p)
+			}
+			// The writer kicks us once the ping is out; look again
+			// anyway in case it is stuck inside a long frame.
+			next = min(next, pi)
+		}
+	}
+	return time.Duration(max(next, int64(time.Millisecond)))
+}
+
+func (t *Tunnel) clock() int64 { return int64(time.Since(t.start)) }
+
+// kick wakes the supervisor to re-evaluate the tunnel's state.
+func (t *Tunnel) kick() {
+	select {
+	case t.kickc <- struct{}{}:
+	default:
+	}
+}
+
+// wake makes p's writer (the copier reading p's partner) look at p's mailbox:
+// a read deadline in the past interrupts a blocked read.
+func (t *Tunnel) wake(p *peer) {
+	p.other.conn.SetReadDeadline(aLongTimeAgo)
+}
+
+var aLongTimeAgo = time.Unix(1, 0)
+
+// closeBoth asks for Close(code, reason) to the client and Close 1001 to the
+// backend, and starts closing.
+func (t *Tunnel) closeBoth(code uint16, reason string, grace time.Duration) {
+	t.noteClose(int(code), "proxy")
+	t.requestClose(&t.client, code, reason)
+	t.requestClose(&t.backend, CloseGoingAway, "")
+	t.beginClosing(grace)
+}
+
+// requestClose posts a proxy Close frame to p's mailbox. The first request
+// for a peer wins.
+func (t *Tunnel) requestClose(p *peer, code uint16, reason string) {
+	p.mu.Lock()
+	if p.closeCode == 0 {
+		p.closeCode = code
+		p.closeReason = reason
+	}
+	p.mu.Unlock()
+	p.flags.Or(flagCloseReq)
+	t.wake(p)
+}
+
+// beginClosing switches the tunnel to closing: it ends once both peers have
+// sent Close or gone, or after grace.
+func (t *Tunnel) beginClosing(grace time.Duration) {
+	for {
+		g := t.grace.Load()
+		if g != 0 && g <= int64(grace) {
+			break
+		}
+		if t.grace.CompareAndSwap(g, int64(grace)) {
+			break
+		}
+	}
+	t.closing.Store(true)
+	t.kick()
+}
+
+// lost records that p's connection ended or must be dropped. Its partner is
+// sent Close(code) unless it has already been sent one.
+func (t *Tunnel) lost(p *peer, code uint16, grace time.Duration) {
+	old := p.flags.Or(flagGone)
+	if old&flagGone != 0 {
+		return
+	}
+	if !t.opt.Frames {
+		t.kick()
+		return
+	}
+	if p.other.flags.Load()&flagClosedOut == 0 && old&flagClosedIn == 0 {
+		t.requestClose(p.other, code, "")
+	}
+	t.beginClosing(grace)
+}
+
+// setErr records why the tunnel ended; the first error wins.
+func (t *Tunnel) setErr(err error) {
+	if err == nil {
+		return
+	}
+	t.mu.Lock()
+	if t.err == nil {
+		t.err = err
+	}
+	t.mu.Unlock()
+}
+
+// noteClose records the first Close frame seen or sent.
+func (t *Tunnel) noteClose(code int, by string) {
+	t.mu.Lock()
+	if t.closeBy == "" {
+		t.closeCode = code
+		t.closeBy = by
+	}
+	t.mu.Unlock()
+}
