@@ -140,7 +140,7 @@ func (h *healthProber) probe(ctx context.Context, s *Server) error {
 	}
 	conn, err := h.pool.dial(ctx, "tcp", addr)
 	if err != nil {
-		return fmt.Errorf("connect: %w", err)
+		return fmt.Errorf("connect: %w", ctxErr(ctx, err))
 	}
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
@@ -234,11 +234,18 @@ func (h *healthProber) checkWebSocket(ctx context.Context, conn net.Conn, br *bu
 	return nil
 }
 
-// ctxErr prefers the context's error (timeout, shutdown) over the I/O
-// error it caused, so log lines say "deadline exceeded" not "use of
-// closed connection".
+// errProbeTimeout is a probe that did not finish within its timeout.
+var errProbeTimeout = errors.New("timed out")
+
+// ctxErr reports a probe cut short by its deadline or by shutdown as
+// that, rather than as the I/O error it caused ("use of closed network
+// connection", "i/o timeout").
 func ctxErr(ctx context.Context, err error) error {
-	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+	var ne net.Error
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
+		return errProbeTimeout
+	}
+	if cerr := ctx.Err(); cerr != nil {
 		return cerr
 	}
 	return err
