@@ -54,15 +54,33 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// freePort returns a loopback port that was free a moment ago.
+var (
+	portsMu sync.Mutex
+	ports   = map[int]bool{} // every port freePort has handed out
+)
+
+// freePort returns a loopback port that was free a moment ago and that this
+// test binary has not handed out before (the kernel may offer a port again
+// right after it is closed, which would put two servers of one config on the
+// same port).
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for i := 0; i < 100; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !ports[port] {
+			ports[port] = true
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("freePort: no unused port after 100 tries")
+	return 0
 }
 
 // listenAddr returns "127.0.0.1:PORT" for a free port.
