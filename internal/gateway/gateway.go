@@ -242,14 +242,14 @@ func (g *Gateway) listen(addr string, useTLS bool, cfg *config.Config) (*listene
 	if err != nil {
 		return nil, fmt.Errorf("bind() to %s failed: %w", addr, err)
 	}
-	l := &listener{addr: addr, ln: ln, tls: useTLS}
+	l := &listener{addr: addr, ln: &loggingListener{Listener: ln, elog: g.elog}, tls: useTLS}
 	if useTLS {
 		tc, err := tlsConfig(cfg, addr)
 		if err != nil {
 			ln.Close()
 			return nil, err
 		}
-		l.ln = tls.NewListener(ln, tc)
+		l.ln = tls.NewListener(l.ln, tc)
 	}
 	l.srv = &http.Server{
 		Handler:           http.HandlerFunc(g.serveHTTP),
@@ -259,6 +259,15 @@ func (g *Gateway) listen(addr string, useTLS bool, cfg *config.Config) (*listene
 		ErrorLog:          log.New(&prefixWriter{g.elog, "[info] "}, "", 0),
 		BaseContext: func(net.Listener) context.Context {
 			return proxy.WithBinding(context.Background(), addr)
+		},
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if tc, ok := c.(*tls.Conn); ok {
+				c = tc.NetConn()
+			}
+			if wc, ok := c.(*watchedConn); ok {
+				return proxy.WithActiveFlag(ctx, &wc.active)
+			}
+			return ctx
 		},
 	}
 	return l, nil

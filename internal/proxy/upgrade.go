@@ -186,6 +186,11 @@ func (h *Handler) runTunnel(w *responseWriter, q *request, t *target, a *attempt
 		h.elog.Printf("[error] hijack failed: %v", err)
 		return
 	}
+	// The tunnel engine works on the raw socket, not the listener's
+	// logging wrapper.
+	if u, ok := cc.(interface{ Unwrap() net.Conn }); ok {
+		cc = u.Unwrap()
+	}
 	w.hijacked = true
 	w.wrote = true
 	q.status = http.StatusSwitchingProtocols
