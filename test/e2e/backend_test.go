@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -128,8 +129,32 @@ func (b *backend) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		b.serveWebSocket(w, r)
 		return
 	}
+	// Query parameters steer the answer: sleep=DURATION delays it,
+	// crash=1 closes the connection without one, status=N sets the status.
+	q := r.URL.Query()
+	if d, err := time.ParseDuration(q.Get("sleep")); err == nil {
+		select {
+		case <-time.After(d):
+		case <-r.Context().Done():
+			return
+		}
+	}
+	if q.Get("crash") == "1" {
+		if hj, ok := w.(http.Hijacker); ok {
+			if c, _, err := hj.Hijack(); err == nil {
+				c.Close()
+				return
+			}
+		}
+		panic(http.ErrAbortHandler)
+	}
+	status := http.StatusOK
+	if n, err := strconv.Atoi(q.Get("status")); err == nil && n >= 200 && n <= 599 {
+		status = n
+	}
 	w.Header().Set("X-Backend", b.name)
 	w.Header().Set("Content-Type", "text/plain")
+	w.WriteHeader(status)
 	fmt.Fprintf(w, "backend %s %s %s\n", b.name, r.Method, r.RequestURI)
 }
 

@@ -129,3 +129,45 @@ func TestVersionFlag(t *testing.T) {
 		t.Errorf("wsgate -v: exit %d, output %q; want exit 0 and a version", code, out)
 	}
 }
+
+// badConfigs are configs nginx -t rejects; wsgate -t must reject each at the
+// line nginx names.
+var badConfigs = []struct{ desc, server string }{
+	{"regex location with a URI in proxy_pass", "location ~ ^/x/ {\n  proxy_pass http://up/;\n}"},
+	{"misspelt directive", "location / {\n  proxy_pas http://up;\n}"},
+	{"proxy_pass in server context", "proxy_pass http://up;"},
+	{"duplicate location", "location /a/ { proxy_pass http://up; }\nlocation /a/ { proxy_pass http://up; }"},
+	{"invalid port", "listen 99999;"},
+	{"proxy_http_version with a bad value", "location / {\n  proxy_http_version 2.0;\n  proxy_pass http://up;\n}"},
+	{"missing semicolon before }", "location / {\n  proxy_pass http://up\n}"},
+	{"unclosed block", "location / {\n  proxy_pass http://up;\n"},
+}
+
+func TestConfigTestRejects(t *testing.T) {
+	nginx := needNginx(t)
+	for _, c := range badConfigs {
+		t.Run(c.desc, func(t *testing.T) {
+			text := "events {}\nhttp {\n  upstream up { server 127.0.0.1:18090; }\n  server {\n    listen 127.0.0.1:18091;\n" +
+				c.server + "\n  }\n}\n"
+			dir := t.TempDir()
+			path := filepath.Join(dir, "bad.conf")
+			writeFile(t, path, text)
+			out, code := runExit(t, exec.Command(nginx, "-t", "-p", dir+"/", "-c", path,
+				"-g", "pid "+filepath.Join(dir, "nginx.pid")+"; error_log "+filepath.Join(dir, "error.log")+";"))
+			m := nginxErrLineRE.FindStringSubmatch(out)
+			if code != 1 || m == nil {
+				t.Fatalf("nginx -t: exit %d, want 1 naming a line; output:\n%s\n--- config:\n%s", code, out, numbered(text))
+			}
+			kinds := proxyKinds(t)
+			if len(kinds) == 1 && kinds[0] == kindNginx {
+				return
+			}
+			wout, wcode := runExit(t, exec.Command(needWsgate(t), "-t", "-c", path))
+			want := path + ":" + m[2] + ":"
+			if wcode != 1 || !strings.Contains(wout, want) {
+				t.Errorf("wsgate -t: exit %d, output:\n%s\nwant exit 1 and a line starting %q\nnginx said: %s\n--- config:\n%s",
+					wcode, wout, want, strings.TrimSpace(out), numbered(text))
+			}
+		})
+	}
+}

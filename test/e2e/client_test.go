@@ -49,16 +49,33 @@ func (q rawRequest) bytes(addr string) []byte {
 	for _, h := range q.Header {
 		fmt.Fprintf(&b, "%s: %s\r\n", h[0], h[1])
 	}
-	if q.WS {
+	hasConnection, chunked := false, false
+	for _, h := range q.Header {
+		hasConnection = hasConnection || strings.EqualFold(h[0], "Connection")
+		chunked = chunked || (strings.EqualFold(h[0], "Transfer-Encoding") && strings.EqualFold(h[1], "chunked"))
+	}
+	switch {
+	case q.WS:
 		b.WriteString("Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + wsKey + "\r\nSec-WebSocket-Version: 13\r\n")
-	} else {
+	case !hasConnection:
 		b.WriteString("Connection: close\r\n")
 	}
-	if q.Body != "" || method == "POST" || method == "PUT" {
+	if !chunked && (q.Body != "" || method == "POST" || method == "PUT") {
 		fmt.Fprintf(&b, "Content-Length: %d\r\n", len(q.Body))
 	}
 	b.WriteString("\r\n")
-	b.WriteString(q.Body)
+	if chunked {
+		// Two chunks, to exercise de-chunking.
+		half := len(q.Body) / 2
+		for _, part := range []string{q.Body[:half], q.Body[half:]} {
+			if part != "" {
+				fmt.Fprintf(&b, "%x\r\n%s\r\n", len(part), part)
+			}
+		}
+		b.WriteString("0\r\n\r\n")
+	} else {
+		b.WriteString(q.Body)
+	}
 	return []byte(b.String())
 }
 

@@ -257,6 +257,64 @@ var uriCases = []uriCase{
 		},
 	},
 	{
+		desc:      "upstream statuses pass through; dead and slow upstreams",
+		locations: `location /s/ { proxy_pass http://up; proxy_read_timeout 1s; }`,
+		reqs: []uriReq{
+			{get("/s/x?status=404"), 404, "up", "/s/x?status=404"},
+			{get("/s/x?status=500"), 500, "up", "/s/x?status=500"},
+			{get("/s/x?status=503"), 503, "up", "/s/x?status=503"},
+			{get("/s/x?status=204"), 204, "up", "/s/x?status=204"},
+			{get("/s/x?status=302"), 302, "up", "/s/x?status=302"},
+			{get("/s/x?crash=1"), 502, "up", "/s/x?crash=1"},
+			{get("/s/x?sleep=3s"), 504, "up", "/s/x?sleep=3s"},
+		},
+	},
+	{
+		desc:      "dot segments and encoded dots are resolved before matching",
+		locations: `location /app/ { proxy_pass http://up/; }`,
+		reqs: []uriReq{
+			{get("/app/%2e%2e/secret"), 404, "", ""},
+			{get("/app/x/%2E%2E/y"), 200, "up", "/y"},
+			{get("/app/x/./y"), 200, "up", "/x/y"},
+		},
+	},
+	{
+		desc:      "request bodies: chunked is de-chunked, Content-Length kept",
+		locations: `location / { proxy_pass http://up; }`,
+		reqs: []uriReq{
+			{rawRequest{Method: "POST", Target: "/c", Body: "hello chunked world", Header: [][2]string{{"Transfer-Encoding", "chunked"}}}, 200, "up", "/c"},
+			{rawRequest{Method: "POST", Target: "/e"}, 200, "up", "/e"},
+		},
+	},
+	{
+		desc: "WebSocket handshakes the backend refuses: its status passes through",
+		locations: `location / {
+		proxy_pass http://up;
+		proxy_http_version 1.1;
+		proxy_set_header Upgrade $http_upgrade;
+		proxy_set_header Connection "upgrade";
+	}`,
+		reqs: []uriReq{
+			{rawRequest{Target: "/v8", Header: [][2]string{{"Upgrade", "websocket"}, {"Connection", "Upgrade"}, {"Sec-WebSocket-Key", wsKey}, {"Sec-WebSocket-Version", "8"}}}, 400, "up", "/v8"},
+			{rawRequest{Target: "/nokey", Header: [][2]string{{"Upgrade", "websocket"}, {"Connection", "Upgrade"}, {"Sec-WebSocket-Version", "13"}}}, 400, "up", "/nokey"},
+		},
+	},
+	{
+		desc:      "multiple X-Forwarded-For lines with $proxy_add_x_forwarded_for",
+		locations: `location / { proxy_pass http://up; proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; }`,
+		reqs: []uriReq{
+			{rawRequest{Target: "/m", Header: [][2]string{{"X-Forwarded-For", "10.0.0.1"}, {"X-Forwarded-For", "10.0.0.2"}}}, 200, "up", "/m"},
+		},
+	},
+	{
+		desc:      "oversized request line and absolute-form target",
+		locations: `location / { proxy_pass http://up; proxy_set_header Host $host; }`,
+		reqs: []uriReq{
+			{get("/long/" + strings.Repeat("a", 9000)), 414, "", ""},
+			{rawRequest{Target: "http://abs.example.test/abs?x=1", Host: "ignored.example.test"}, 200, "up", "/abs?x=1"},
+		},
+	},
+	{
 		desc: "WebSocket handshake through a location with the Upgrade lines",
 		locations: `location /ws/ {
 		proxy_pass http://up/;
