@@ -345,6 +345,7 @@ func (h *Handler) proxyHTTP(w *responseWriter, q *request, t *target, depth int)
 		}
 		if a.srv != nil {
 			pk.t.pool.Success(a.srv)
+			pk.setSticky(w.Header(), a.srv)
 		}
 		h.copyResponse(w, q, t, resp, cancel, s.ProxyReadTimeout)
 		cancel()
@@ -352,6 +353,17 @@ func (h *Handler) proxyHTTP(w *responseWriter, q *request, t *target, depth int)
 			a.srv.Release()
 		}
 		return
+	}
+}
+
+// setSticky issues the sticky cookie when the request came without one
+// naming srv (first visit, or its server was unavailable).
+func (pk *picker) setSticky(hdr http.Header, srv *upstream.Server) {
+	if pk.t.pool == nil || pk.t.up == nil || pk.t.up.Sticky == nil {
+		return
+	}
+	if c := pk.t.pool.StickyCookieFor(&pk.req, srv); c != nil {
+		hdr.Add("Set-Cookie", c.String())
 	}
 }
 

@@ -67,6 +67,7 @@ func (h *Handler) proxyUpgrade(w *responseWriter, q *request, t *target, depth i
 			}
 			if a.srv != nil {
 				pk.t.pool.Success(a.srv)
+				pk.setSticky(w.Header(), a.srv)
 			}
 			resp.Body = struct {
 				io.Reader
@@ -87,6 +88,7 @@ func (h *Handler) proxyUpgrade(w *responseWriter, q *request, t *target, depth i
 		}
 		if a.srv != nil {
 			pk.t.pool.Success(a.srv)
+			pk.setSticky(resp.Header, a.srv)
 		}
 		h.runTunnel(w, q, t, a, bc, br, resp, proto)
 		return
