@@ -6,6 +6,8 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net"
+	"os"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -556,4 +558,87 @@ func FuzzParseHeader(f *testing.F) {
 			t.Fatalf("size %d, want %d", h.size, want)
 		}
 	})
+}
+
+// TestOwnPongConsumed: the Pong answering the proxy's ping is not forwarded;
+// other pongs are.
+func TestOwnPongConsumed(t *testing.T) {
+	r := newRig(t, Options{Frames: true, PingInterval: 200 * time.Millisecond, PingTimeout: 5 * time.Second}, nil, nil)
+	r.client.SetReadDeadline(time.Now().Add(3 * time.Second))
+	ping, err := readFrame(r.client)
+	assertf(t, err == nil && ping.opcode() == opPing && !ping.masked, "want unmasked ping: %v", err)
+	assertf(t, len(ping.payload) == 8, "ping payload %d bytes", len(ping.payload))
+	answer := wsFrame(0x8A, ping.payload, true)
+	unsolicited := wsFrame(0x8A, []byte("mine"), true)
+	text := wsFrame(0x81, []byte("after the pong"), true)
+	r.client.Write(append(append(append([]byte{}, answer...), unsolicited...), text...))
+
+	r.backend.SetReadDeadline(time.Now().Add(3 * time.Second))
+	var got []rawFrame
+	for len(got) < 2 {
+		f, err := readFrame(r.backend)
+		assertf(t, err == nil, "backend read: %v", err)
+		if f.opcode() == opPing { // the proxy pings the backend too
+			assertf(t, f.masked, "ping to backend not masked")
+			r.backend.Write(wsFrame(0x8A, f.payload, false))
+			continue
+		}
+		got = append(got, f)
+	}
+	assertf(t, got[0].opcode() == opPong && string(got[0].payload) == "mine", "first frame %#x %q", got[0].b0, got[0].payload)
+	assertf(t, got[1].opcode() == opText && string(got[1].payload) == "after the pong", "second frame %#x %q", got[1].b0, got[1].payload)
+	st := r.stats
+	select {
+	case <-st:
+		t.Fatal("tunnel ended")
+	default:
+	}
+}
+
+// TestSendTimeout: a client that stops reading fails the tunnel after
+// SendTimeout, and the backend gets Close 1001.
+func TestSendTimeout(t *testing.T) {
+	r := newRig(t, Options{Frames: true, SendTimeout: 300 * time.Millisecond}, nil, nil)
+	go func() {
+		frame := wsFrame(0x82, make([]byte, 64<<10), false)
+		for i := 0; i < 4096; i++ {
+			r.backend.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			if _, err := r.backend.Write(frame); err != nil {
+				return
+			}
+		}
+	}()
+	expectClose(t, r.backend, CloseGoingAway, true)
+	st := r.wait(3 * time.Second)
+	assertf(t, errors.Is(st.Err, os.ErrDeadlineExceeded), "Err = %v", st.Err)
+}
+
+// TestIdleMemory: an idle tunnel holds no forwarding buffer.
+func TestIdleMemory(t *testing.T) {
+	const n = 100
+	heap := func() uint64 {
+		runtime.GC()
+		runtime.GC() // the second GC empties sync.Pool's victim cache
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	before := heap()
+	rigs := make([]*rig, n)
+	up := wsFrame(0x82, make([]byte, 1000), true)
+	down := wsFrame(0x82, make([]byte, 1000), false)
+	for i := range rigs {
+		r := newRig(t, Options{Frames: true, IdleTimeout: time.Minute, PingInterval: time.Minute}, nil, nil)
+		rigs[i] = r
+		r.client.Write(up)
+		readExactly(t, r.backend, len(up))
+		r.backend.Write(down)
+		readExactly(t, r.client, len(down))
+	}
+	time.Sleep(100 * time.Millisecond)
+	after := heap()
+	per := (int64(after) - int64(before)) / n
+	t.Logf("heap per idle tunnel: %d bytes (4 sockets, tunnel state; buffers pooled)", per)
+	assertf(t, per < bufSize/2, "idle tunnel holds %d heap bytes: a forwarding buffer is not released", per)
+	runtime.KeepAlive(rigs)
 }
