@@ -96,6 +96,11 @@ func findStatic(locs []*config.Location, uri string, m *Match) (rc, bool) {
 				m.Location = l
 				return rcOK, true
 			}
+			// nginx's location tree gives "= /x/" with proxy_pass the
+			// auto-redirect too (node->auto_redirect covers exact nodes).
+			if l.AutoRedirect && uri+"/" == l.Path {
+				redirect = true
+			}
 		case "", "^~":
 			if strings.HasPrefix(uri, l.Path) {
 				if best == nil || len(l.Path) > len(best.Path) {
