@@ -38,7 +38,7 @@ func (p probe) String() string {
 	if m == "" {
 		m = "GET"
 	}
-	s := m + " " + p.req.Target
+	s := m + " " + clip(p.req.Target)
 	if p.req.WS {
 		s += " (WebSocket handshake)"
 	}
@@ -60,8 +60,9 @@ type outcome struct {
 	records  []record
 }
 
-// fields lists the compared facts as (name, value) pairs in a stable order.
-func (o outcome) fields() [][2]string {
+// fields lists the compared facts as (name, value) pairs in a stable order;
+// records are numbered when either side of a comparison has n > 1.
+func (o outcome) fields(n int) [][2]string {
 	if o.err != "" {
 		return [][2]string{{"client error", o.err}}
 	}
@@ -75,7 +76,7 @@ func (o outcome) fields() [][2]string {
 	}
 	for i, r := range o.records {
 		p := ""
-		if len(o.records) > 1 {
+		if n > 1 {
 			p = fmt.Sprintf("[%d] ", i)
 		}
 		f = append(f,
@@ -109,11 +110,11 @@ func (o outcome) summary() string {
 }
 
 // context lists facts printed with a difference but not compared.
-func (o outcome) context() [][2]string {
+func (o outcome) context(n int) [][2]string {
 	var f [][2]string
 	for i, r := range o.records {
 		p := ""
-		if len(o.records) > 1 {
+		if n > 1 {
 			p = fmt.Sprintf("[%d] ", i)
 		}
 		f = append(f, [2]string{p + "Connection (not compared)", r.Connection}, [2]string{p + "proto (not compared)", r.Proto})
@@ -182,7 +183,8 @@ func (s scenario) run(t *testing.T, kind proxyKind) []outcome {
 // diffOutcomes returns a side-by-side table of nginx's and wsgate's
 // outcomes when any compared field differs, or "".
 func diffOutcomes(ng, ws outcome) string {
-	a, b := ng.fields(), ws.fields()
+	n := max(len(ng.records), len(ws.records))
+	a, b := ng.fields(n), ws.fields(n)
 	names := []string{}
 	seen := map[string]bool{}
 	av, bv := map[string]string{}, map[string]string{}
@@ -216,18 +218,18 @@ func diffOutcomes(ng, ws outcome) string {
 		if x != y {
 			mark = "!="
 		}
-		fmt.Fprintf(&sb, "  %s %-28s %-40s %s\n", mark, n, orNone(x), orNone(y))
+		fmt.Fprintf(&sb, "  %s %-28s %-40s %s\n", mark, n, clip(orNone(x)), clip(orNone(y)))
 	}
 	for _, n := range names {
 		row(n, av[n], bv[n])
 	}
 	ac, bc := map[string]string{}, map[string]string{}
 	var cn []string
-	for _, f := range ng.context() {
+	for _, f := range ng.context(n) {
 		ac[f[0]] = f[1]
 		cn = append(cn, f[0])
 	}
-	for _, f := range ws.context() {
+	for _, f := range ws.context(n) {
 		if _, ok := ac[f[0]]; !ok {
 			cn = append(cn, f[0])
 		}
@@ -235,7 +237,7 @@ func diffOutcomes(ng, ws outcome) string {
 	}
 	sort.Strings(cn)
 	for _, n := range cn {
-		fmt.Fprintf(&sb, "     %-28s %-40s %s\n", n, orNone(ac[n]), orNone(bc[n]))
+		fmt.Fprintf(&sb, "     %-28s %-40s %s\n", n, clip(orNone(ac[n])), clip(orNone(bc[n])))
 	}
 	return sb.String()
 }
@@ -251,6 +253,14 @@ func shorten(s string) string {
 		sum = sum*31 + int(s[i])
 	}
 	return fmt.Sprintf("%s... (%d bytes, hash %08x)", strconv.Quote(s[:40]), len(s), uint32(sum))
+}
+
+// clip shortens a long value for display only; comparisons use it whole.
+func clip(s string) string {
+	if len(s) <= 100 {
+		return s
+	}
+	return fmt.Sprintf("%s...(%d bytes)", s[:60], len(s))
 }
 
 func orNone(s string) string {
