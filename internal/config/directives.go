@@ -74,6 +74,7 @@ var directives = map[string]spec{
 	"pcre_jit":                {ctx: ctxMain, min: 1, max: 1, ignored: true},
 	"timer_resolution":        {ctx: ctxMain, min: 1, max: 1, ignored: true},
 	"env":                     {ctx: ctxMain, min: 1, max: 1, ignored: true},
+	"load_module":             {ctx: ctxMain, min: 1, max: 1, ignored: true, note: "wsgate has no dynamic modules; directives of unloaded modules are still rejected by name"},
 
 	// events
 	"worker_connections": {ctx: ctxEvents, min: 1, max: 1},
@@ -145,6 +146,27 @@ var directives = map[string]spec{
 	"websocket_max_frame_rate":   {ctx: ctxHSL, min: 1, max: 1},
 	"websocket_drain_window":     {ctx: ctxHTTP | ctxServer, min: 1, max: 1},
 
+	// response shaping (see extras.go)
+	"charset":                     {ctx: ctxHSL, min: 1, max: 1},
+	"expires":                     {ctx: ctxHSL, min: 1, max: 2},
+	"absolute_redirect":           {ctx: ctxHSL, min: 1, max: 1},
+	"server_name_in_redirect":     {ctx: ctxHSL, min: 1, max: 1},
+	"port_in_redirect":            {ctx: ctxHSL, min: 1, max: 1},
+	"chunked_transfer_encoding":   {ctx: ctxHSL, min: 1, max: 1, ignored: true},
+	"postpone_output":             {ctx: ctxHSL, min: 1, max: 1, ignored: true},
+	"lingering_close":             {ctx: ctxHSL, min: 1, max: 1, ignored: true},
+	"lingering_time":              {ctx: ctxHSL, min: 1, max: 1, ignored: true},
+	"lingering_timeout":           {ctx: ctxHSL, min: 1, max: 1, ignored: true},
+	"msie_padding":                {ctx: ctxHSL, min: 1, max: 1, ignored: true},
+	"msie_refresh":                {ctx: ctxHSL, min: 1, max: 1, ignored: true},
+	"if_modified_since":           {ctx: ctxHSL, min: 1, max: 1, ignored: true},
+	"uninitialized_variable_warn": {ctx: ctxHSL, min: 1, max: 1, ignored: true},
+	"etag":                        {ctx: ctxHSL, min: 1, max: 1, ignored: true, note: "wsgate sends Last-Modified for static files, no ETag"},
+
+	// no effect without a cache, which wsgate does not have
+	"proxy_cache_bypass": {ctx: ctxHSL, min: 1, max: -1, ignored: true, note: "wsgate has no proxy cache, so nothing is ever served from one"},
+	"proxy_no_cache":     {ctx: ctxHSL, min: 1, max: -1, ignored: true, note: "wsgate has no proxy cache"},
+
 	// pure tuning: accepted, no effect on behaviour
 	"sendfile":                       {ctx: ctxHSL, min: 1, max: 1, ignored: true},
 	"sendfile_max_chunk":             {ctx: ctxHSL, min: 1, max: 1, ignored: true},
@@ -208,28 +230,27 @@ var directives = map[string]spec{
 var unimplemented = map[string]bool{
 	"rewrite": true, "if": true, "set": true, "break": true, "limit_except": true,
 	"proxy_cache": true, "proxy_cache_path": true, "proxy_cache_key": true, "proxy_cache_valid": true,
-	"proxy_cache_bypass": true, "proxy_no_cache": true, "proxy_intercept_errors": true,
-	"proxy_ssl_verify": true, "proxy_ssl_server_name": true, "proxy_ssl_certificate": true,
+	"proxy_intercept_errors": true,
+	"proxy_ssl_verify":       true, "proxy_ssl_server_name": true, "proxy_ssl_certificate": true,
 	"proxy_ssl_trusted_certificate": true, "proxy_ssl_name": true, "proxy_ssl_protocols": true,
 	"proxy_ignore_headers": true, "proxy_set_body": true, "proxy_method": true, "proxy_store": true,
 	"proxy_bind": true, "proxy_cookie_domain": true, "proxy_cookie_path": true, "proxy_ignore_client_abort": true,
 	"fastcgi_pass": true, "fastcgi_param": true, "fastcgi_index": true, "uwsgi_pass": true, "uwsgi_param": true,
 	"scgi_pass": true, "grpc_pass": true, "memcached_pass": true, "grpc_set_header": true,
-	"autoindex": true, "expires": true, "etag": true, "charset": true, "source_charset": true,
+	"autoindex": true, "source_charset": true,
 	"sub_filter": true, "sub_filter_once": true, "ssi": true, "auth_basic": true, "auth_basic_user_file": true,
 	"auth_request": true, "limit_req": true, "limit_req_zone": true, "limit_conn": true, "limit_conn_zone": true,
 	"limit_rate": true, "geo": true, "split_clients": true, "real_ip_header": true, "set_real_ip_from": true,
-	"satisfy": true, "stream": true, "mail": true, "load_module": true, "ssl_stapling": true,
+	"satisfy": true, "stream": true, "mail": true, "ssl_stapling": true,
 	"ssl_stapling_verify": true, "ssl_trusted_certificate": true, "ssl_client_certificate": true,
-	"ssl_verify_client": true, "http2": true, "http2_push": true, "server_name_in_redirect": true,
-	"absolute_redirect": true, "port_in_redirect": true, "merge_slashes": true, "recursive_error_pages": true,
+	"ssl_verify_client": true, "http2": true, "http2_push": true,
+	"merge_slashes": true, "recursive_error_pages": true,
 	"lua_package_path": true, "content_by_lua_block": true, "access_by_lua_block": true, "more_set_headers": true,
 	"add_trailer": true, "secure_link": true, "mp4": true, "flv": true, "dav_methods": true, "perl": true,
 	"js_import": true, "js_content": true, "empty_gif": true, "stub_status": true, "random_index": true,
 	"ssl": true, "listen_backlog": true, "underscores_in_headers": true, "ignore_invalid_headers": true,
-	"chunked_transfer_encoding": true, "postpone_output": true, "lingering_close": true, "lingering_time": true,
-	"lingering_timeout": true, "msie_padding": true, "msie_refresh": true, "if_modified_since": true,
-	"disable_symlinks": true, "internal_redirect": true, "uninitialized_variable_warn": true,
+
+	"disable_symlinks": true, "internal_redirect": true,
 }
 
 // lookupSpec returns the spec for name, or an error in nginx's words:

@@ -130,6 +130,7 @@ func Compile(path, prefix string, tree []*Directive, opt Options) (*Config, erro
 	}
 	if httpBlock != nil {
 		c.compileHTTP(httpBlock)
+		c.checkTLS()
 	}
 	if len(c.errs) > 0 {
 		return nil, c.errs
@@ -138,17 +139,13 @@ func Compile(path, prefix string, tree []*Directive, opt Options) (*Config, erro
 }
 
 // hasMainDirectives reports whether the tree is a whole nginx.conf rather
-// than an http-level snippet.
+// than an http-level snippet. Unknown names decide nothing: they are
+// reported wherever the tree ends up, and a typo in a conf.d snippet must
+// not turn its server blocks into "not allowed here" errors.
 func hasMainDirectives(tree []*Directive) bool {
 	for _, d := range tree {
 		if s, ok := directives[d.Name]; ok && s.ctx&ctxMain != 0 && d.Name != "error_log" {
 			return true
-		}
-		if _, ok := directives[d.Name]; !ok {
-			// unknown names: let the main-context check report them
-			if d.Name != "upstream" && d.Name != "server" && d.Name != "map" {
-				return true
-			}
 		}
 	}
 	return false
@@ -209,6 +206,17 @@ func (c *compiler) events(d *Directive) {
 
 // level is the set of non-block setting directives at one nesting level.
 type level map[string][]*Directive
+
+// duplicates reports a second root, alias or proxy_pass at one level, as
+// nginx does ("is duplicate"). Settings read through effective() are
+// checked there; these are read by innermostOf and loc0, which do not.
+func (c *compiler) duplicates(lv level) {
+	for _, name := range []string{"root", "alias", "proxy_pass"} {
+		if ds := lv[name]; len(ds) > 1 {
+			c.err(ds[1].Errorf("%q directive is duplicate", name))
+		}
+	}
+}
 
 // settingNames are directives handled by the inheritance merge rather than
 // structurally.
@@ -276,6 +284,7 @@ func (c *compiler) compileHTTP(d *Directive) {
 			h.Upstreams[e.Args[0]] = u
 		}
 	}
+	c.duplicates(top)
 	httpTypes := defaultTypes
 	if types != nil {
 		httpTypes = c.compileTypes(types)
@@ -438,11 +447,20 @@ func (c *compiler) listen(d *Directive) (Listen, *Error) {
 		host, port, err := net.SplitHostPort(a)
 		if err != nil {
 			// "[::]" with no port
-			host = strings.Trim(a, "[]")
-			port = "80"
+			if !strings.HasSuffix(a, "]") || strings.Count(a, "]") != 1 {
+				return l, d.Errorf("invalid host in %q of the \"listen\" directive", a)
+			}
+			host, port = a[1:len(a)-1], "80"
+		}
+		if !isPort(port) {
+			return l, d.Errorf("invalid port in %q of the \"listen\" directive", a)
 		}
 		l.Addr = net.JoinHostPort(host, port)
-	case isPort(a):
+	case isDigits(a):
+		// nginx reads an all-digit address as a port (ngx_parse_inet_url).
+		if !isPort(a) {
+			return l, d.Errorf("invalid port in %q of the \"listen\" directive", a)
+		}
 		l.Addr = ":" + a
 	case strings.Contains(a, ":"):
 		host, port, err := net.SplitHostPort(a)
@@ -475,6 +493,15 @@ func (c *compiler) listen(d *Directive) (Listen, *Error) {
 		}
 	}
 	return l, nil
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 func isPort(s string) bool {
@@ -513,6 +540,7 @@ func (c *compiler) compileServer(d *Directive, httpLevel level, httpTypes map[st
 	lv := level{}
 	var types map[string]string
 	var locs []*Directive
+	named := false // a server_name was written ("" is a valid first name)
 	for _, e := range d.Block {
 		s, err := lookupSpec(e, ctxServer)
 		if err != nil {
@@ -533,8 +561,9 @@ func (c *compiler) compileServer(d *Directive, httpLevel level, httpTypes map[st
 			srv.Listens = append(srv.Listens, l)
 		case "server_name":
 			srv.Names = append(srv.Names, c.serverNames(e)...)
-			if srv.PrimaryName == "" {
+			if !named {
 				srv.PrimaryName = e.Args[0]
+				named = true
 			}
 		case "location":
 			locs = append(locs, e)
@@ -548,10 +577,11 @@ func (c *compiler) compileServer(d *Directive, httpLevel level, httpTypes map[st
 			lv[e.Name] = append(lv[e.Name], e)
 		}
 	}
+	c.duplicates(lv)
 	if len(srv.Listens) == 0 {
 		srv.Listens = []Listen{{Addr: ":80", File: d.File, Line: d.Line}}
 	}
-	if srv.PrimaryName == "" {
+	if !named {
 		srv.Names = []ServerName{{Exact: ""}}
 	}
 	for _, l := range srv.Listens {
@@ -661,6 +691,7 @@ func (c *compiler) compileLocation(d *Directive, chain []level, types map[string
 			lv[e.Name] = append(lv[e.Name], e)
 		}
 	}
+	c.duplicates(lv)
 	if a, r := lv["alias"], lv["root"]; len(a) > 0 && len(r) > 0 {
 		c.err(a[0].Errorf("\"alias\" directive is duplicate, \"root\" directive was specified earlier"))
 	}

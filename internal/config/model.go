@@ -159,6 +159,9 @@ type Settings struct {
 
 	WebSocket WebSocketSettings
 
+	// Response holds charset, expires and redirect settings.
+	Response Response
+
 	HealthCheck *HealthCheck
 }
 

@@ -110,7 +110,7 @@ func (c *compiler) settings(chain []level, types map[string]string, loc *Locatio
 			}
 		}
 	}
-	if d := one("return"); d != nil {
+	if d := returnOf(chain); d != nil {
 		s.Return = c.compileReturn(d)
 	}
 	for _, d := range eff["error_page"] {
@@ -223,6 +223,7 @@ func (c *compiler) settings(chain []level, types map[string]string, loc *Locatio
 		}
 		s.ClientMaxBodySize = v
 	}
+	s.Response = c.compileResponse(eff)
 	flagOf("websocket_frames", &s.WebSocket.Frames)
 	if d := one("websocket_ping_interval"); d != nil {
 		if d.Args[0] == "off" {
@@ -270,6 +271,23 @@ func (c *compiler) settings(chain []level, types map[string]string, loc *Locatio
 		}
 	}
 	return s
+}
+
+// returnOf returns the return directive in force, with the rewrite
+// module's rules: several returns at one level are allowed and the first
+// one runs; a server-level return runs before any location is searched,
+// so it wins everywhere; a location's return belongs to that location and
+// is not inherited by nested locations. chain[1] is the server level.
+func returnOf(chain []level) *Directive {
+	if len(chain) > 1 {
+		if ds := chain[1]["return"]; len(ds) > 0 {
+			return ds[0]
+		}
+	}
+	if ds := chain[len(chain)-1]["return"]; len(ds) > 0 {
+		return ds[0]
+	}
+	return nil
 }
 
 // multi lists directives that may repeat at one level.

@@ -11,6 +11,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -373,15 +374,22 @@ func (h *Handler) absolute(q *request, loc string) string {
 	if strings.Contains(loc, "://") {
 		return loc
 	}
+	resp := config.Response{AbsoluteRedirect: true, PortInRedirect: true}
+	if q.set != nil {
+		resp = q.set.Response
+	}
+	if !resp.AbsoluteRedirect {
+		return loc
+	}
 	host := route.NormalizeHost(q.r.Host)
-	if host == "" {
+	if host == "" || resp.ServerNameInRedirect {
 		host = q.srv.PrimaryName
 	}
 	if strings.Contains(host, ":") {
 		host = "[" + host + "]"
 	}
 	port := q.localPort
-	if q.scheme == "http" && port != "80" || q.scheme == "https" && port != "443" {
+	if resp.PortInRedirect && (q.scheme == "http" && port != "80" || q.scheme == "https" && port != "443") {
 		host += ":" + port
 	}
 	return q.scheme + "://" + host + loc
@@ -436,6 +444,9 @@ func (h *Handler) addHeaders(w *responseWriter, q *request, code int) {
 	case 200, 201, 204, 206, 301, 302, 303, 304, 307, 308:
 		ok = true
 	}
+	if ok && q.set.Response.ExpiresSet {
+		setExpires(w.Header(), q.set.Response)
+	}
 	for _, a := range q.set.AddHeaders {
 		if !ok && !a.Always {
 			continue
@@ -480,6 +491,9 @@ func (w *responseWriter) WriteHeader(code int) {
 	}
 	w.q.status = code
 	w.Header().Set("Server", "wsgate")
+	if s := w.q.set; s != nil && s.Response.Charset != "" {
+		addCharset(w.Header(), s.Response.Charset)
+	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
@@ -504,3 +518,41 @@ func (w *responseWriter) Flush() {
 func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 var _ = fmt.Sprintf
+
+// charsetTypes is nginx's default charset_types list (plus text/html,
+// which nginx always includes).
+var charsetTypes = map[string]bool{
+	"text/html": true, "text/xml": true, "text/plain": true, "text/vnd.wap.wml": true,
+	"application/javascript": true, "application/rss+xml": true,
+}
+
+// addCharset appends "; charset=cs" to a text Content-Type that has none.
+func addCharset(h http.Header, cs string) {
+	ct := h.Get("Content-Type")
+	if ct == "" || strings.Contains(strings.ToLower(ct), "charset") {
+		return
+	}
+	base := strings.TrimSpace(strings.SplitN(ct, ";", 2)[0])
+	if charsetTypes[strings.ToLower(base)] {
+		h.Set("Content-Type", ct+"; charset="+cs)
+	}
+}
+
+// setExpires writes Expires and Cache-Control as nginx's expires does.
+func setExpires(h http.Header, r config.Response) {
+	now := time.Now().UTC()
+	switch {
+	case r.ExpiresEpoch:
+		h.Set("Expires", "Thu, 01 Jan 1970 00:00:01 GMT")
+		h.Set("Cache-Control", "no-cache")
+	case r.ExpiresMax:
+		h.Set("Expires", "Thu, 31 Dec 2037 23:55:55 GMT")
+		h.Set("Cache-Control", "max-age=315360000")
+	case r.Expires < 0:
+		h.Set("Expires", now.Add(r.Expires).Format(http.TimeFormat))
+		h.Set("Cache-Control", "no-cache")
+	default:
+		h.Set("Expires", now.Add(r.Expires).Format(http.TimeFormat))
+		h.Set("Cache-Control", "max-age="+strconv.FormatInt(int64(r.Expires/time.Second), 10))
+	}
+}
