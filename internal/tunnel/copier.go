@@ -10,6 +10,7 @@ import (
 	"os"
 	"syscall"
 	"time"
+	"unicode/utf8"
 )
 
 // copier carries one direction: it reads src and is the only writer to dst.
@@ -169,7 +170,7 @@ func (c *copier) service(f uint32) {
 			code, reason := c.dst.closeCode, c.dst.closeReason
 			c.dst.mu.Unlock()
 			binary.BigEndian.PutUint16(c.payload[:], code)
-			n := copy(c.payload[2:], reason)
+			n := copy(c.payload[2:], truncateUTF8(reason, maxControlPayload-2))
 			c.writeControl(opClose, c.payload[:2+n])
 			c.dst.flags.Or(flagClosedOut | flagProxyClosed)
 			c.t.noteClose(int(code), "proxy")
@@ -282,6 +283,10 @@ func (c frameCopier) process() {
 		if !ok {
 			break
 		}
+		control := isControl(h.opcode) && h.length >= 0 && h.length <= maxControlPayload
+		if control && len(b)-p < h.size+int(h.length) {
+			break // judge a control frame only when all of it is here
+		}
 		if !c.discard {
 			if code, err := c.check(&h); code != 0 {
 				c.write(b[out:p])
@@ -289,11 +294,8 @@ func (c frameCopier) process() {
 				c.violate(code, err)
 			}
 		}
-		if isControl(h.opcode) && h.length >= 0 && h.length <= maxControlPayload {
+		if control {
 			whole := h.size + int(h.length)
-			if len(b)-p < whole {
-				break // wait for the whole control frame
-			}
 			pl := b[p+h.size : p+whole]
 			switch h.opcode {
 			case opClose:
@@ -417,4 +419,15 @@ func (c frameCopier) violate(code uint16, err error) {
 	c.t.requestClose(c.dst, CloseGoingAway, "")
 	c.t.beginClosing(shutdownGrace)
 	c.service(c.dst.flags.Load())
+}
+
+// truncateUTF8 cuts s to at most n bytes without splitting a UTF-8 sequence.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

@@ -187,11 +187,15 @@ func (t *Tunnel) Done() <-chan struct{} { return t.done }
 // Shutdown ends the tunnel gracefully. A frame-aware tunnel sends Close(code,
 // reason) to the client and Close 1001 (masked) to the backend, each at a frame
 // boundary, then waits up to one second for the closing handshake before
-// closing the connections; a raw tunnel just closes them. Shutdown does not
+// closing the connections; a raw tunnel just closes them. Code 0 means 1001;
+// reason is cut to 123 bytes. Shutdown does not
 // wait for Run to return (use Done). It is safe to call concurrently, more
 // than once (the first call wins) and before Run (Run then shuts down at
 // once, after the buffered bytes).
 func (t *Tunnel) Shutdown(code uint16, reason string) {
+	if code == 0 {
+		code = CloseGoingAway
+	}
 	t.shutdownOnce.Do(func() {
 		t.shutdownCode = code
 		t.shutdownReason = reason
@@ -208,6 +212,13 @@ func (t *Tunnel) Run(ctx context.Context) Stats {
 		return Stats{Err: errors.New("tunnel: Run called more than once")}
 	}
 	began := time.Now()
+	// Deadlines left over from the handshake must not cut the tunnel, and
+	// silence is measured from now, not from New.
+	t.client.conn.SetDeadline(time.Time{})
+	t.backend.conn.SetDeadline(time.Time{})
+	now := t.clock()
+	t.client.lastRead.Store(now)
+	t.backend.lastRead.Store(now)
 	t.wg.Add(2)
 	if t.opt.Frames {
 		go frameCopier{&t.c2b}.run()
