@@ -108,3 +108,33 @@ func (c *compiler) checkTLS() {
 		}
 	}
 }
+
+// checkDuplicateLocations reports a location written twice at one level
+// ("location /a/" and "location ^~ /a/" count as the same, as in nginx).
+func (c *compiler) checkDuplicateLocations() {
+	if c.cfg.HTTP == nil {
+		return
+	}
+	var walk func([]*Location)
+	walk = func(ls []*Location) {
+		seen := map[string]bool{}
+		for _, l := range ls {
+			key := l.Modifier + " " + l.Path
+			switch l.Modifier {
+			case "", "^~":
+				key = "prefix " + l.Path
+			case "~", "~*", "@":
+				walk(l.Children)
+				continue // nginx allows repeated regex locations
+			}
+			if seen[key] {
+				c.err(&Error{File: l.File, Line: l.Line, Msg: fmt.Sprintf("duplicate location %q", l.Path)})
+			}
+			seen[key] = true
+			walk(l.Children)
+		}
+	}
+	for _, s := range c.cfg.HTTP.Servers {
+		walk(s.Locations)
+	}
+}

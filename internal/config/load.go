@@ -131,6 +131,7 @@ func Compile(path, prefix string, tree []*Directive, opt Options) (*Config, erro
 	if httpBlock != nil {
 		c.compileHTTP(httpBlock)
 		c.checkTLS()
+		c.checkDuplicateLocations()
 	}
 	if len(c.errs) > 0 {
 		return nil, c.errs

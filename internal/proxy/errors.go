@@ -118,6 +118,8 @@ func errorBody(code int) string {
 		text = "Found"
 	case 413:
 		text = "Request Entity Too Large"
+	case 414:
+		text = "Request-URI Too Large"
 	}
 	title := strconv.Itoa(code) + " " + text
 	return "<html>\r\n<head><title>" + title + "</title></head>\r\n<body>\r\n<center><h1>" + title +

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
@@ -282,38 +281,22 @@ func (h *Handler) proxyHTTP(w *responseWriter, q *request, t *target, depth int)
 		addrs = append(addrs, a.addr)
 		q.upstreamAddr = strings.Join(addrs, ", ")
 
-		ctx, cancel := context.WithCancel(r.Context())
-		ctx = context.WithValue(ctx, dialTimeoutKey{}, s.ProxyConnectTimeout)
-		out := h.outgoing(ctx, q, t, a.addr)
+		ex := h.exchangeFor(q, t)
 		if s.PassRequestBody && r.ContentLength != 0 {
 			switch {
 			case body != nil:
-				out.Body = io.NopCloser(bytes.NewReader(body))
-				out.ContentLength = int64(len(body))
+				ex.body, ex.length = bytes.NewReader(body), int64(len(body))
 			case pk.tries == 1:
-				out.Body = r.Body
-				out.ContentLength = r.ContentLength
+				ex.body, ex.length = r.Body, r.ContentLength
 			default:
 				// a streamed body cannot be sent twice
-				cancel()
 				pk.failedQuiet(a)
 				h.upstreamFailed(w, q, t, lastErr, addrs, depth)
 				return
 			}
 		}
-		// Until the request is written the connect and send timeouts
-		// bound the wait; after it, proxy_read_timeout does.
-		timer := time.AfterFunc(s.ProxyConnectTimeout+s.ProxySendTimeout, cancel)
-		out = out.WithContext(httptrace.WithClientTrace(out.Context(), &httptrace.ClientTrace{
-			WroteRequest: func(httptrace.WroteRequestInfo) { timer.Reset(s.ProxyReadTimeout) },
-		}))
-		resp, err := h.transport.RoundTrip(out)
-		timer.Stop()
+		resp, err := h.roundTrip(r.Context(), t.https, a.addr, ex)
 		if err != nil {
-			if ctx.Err() != nil && r.Context().Err() == nil {
-				err = errUpstreamTimeout
-			}
-			cancel()
 			if r.Context().Err() != nil {
 				// client went away: nginx logs 499
 				pk.failedQuiet(a)
@@ -321,7 +304,7 @@ func (h *Handler) proxyHTTP(w *responseWriter, q *request, t *target, depth int)
 				w.wrote = true
 				return
 			}
-			h.elog.Printf("[error] upstream error: %v while connecting to or reading from upstream %q, client: %s, request: %q",
+			h.elog.Printf("[error] %v while connecting to or reading from upstream %q, client: %s, request: %q",
 				err, a.addr, q.remoteIP, r.Method+" "+r.RequestURI)
 			pk.failed(a)
 			lastErr = err
@@ -333,6 +316,7 @@ func (h *Handler) proxyHTTP(w *responseWriter, q *request, t *target, depth int)
 			h.upstreamFailed(w, q, t, err, addrs, depth)
 			return
 		}
+		cancel := func() { resp.Body.Close() }
 		q.upstreamCode = itoa(resp.StatusCode)
 		if retryable(s.NextUpstream, nil, resp.StatusCode, r.Method, true) {
 			if _, more := pk.peek(); more {
@@ -347,8 +331,7 @@ func (h *Handler) proxyHTTP(w *responseWriter, q *request, t *target, depth int)
 			pk.t.pool.Success(a.srv)
 			pk.setSticky(w.Header(), a.srv)
 		}
-		h.copyResponse(w, q, t, resp, cancel, s.ProxyReadTimeout)
-		cancel()
+		h.copyResponse(w, q, t, resp, cancel, 0)
 		if a.srv != nil {
 			a.srv.Release()
 		}
@@ -433,54 +416,35 @@ func (h *Handler) upstreamFailed(w *responseWriter, q *request, t *target, err e
 	h.errorPage(w, q, code, depth)
 }
 
-// outgoing builds the upstream request: nginx's header rules (the
-// proxy_set_header list, then the client's headers minus those it names
-// and minus hop-by-hop ones).
-func (h *Handler) outgoing(ctx context.Context, q *request, t *target, addr string) *http.Request {
-	r := q.r
-	scheme := "http"
-	if t.https {
-		scheme = "https"
+// exchangeFor builds the upstream request head with nginx's header
+// rules: the proxy_set_header list, then the client's headers minus those
+// it names and minus hop-by-hop ones.
+func (h *Handler) exchangeFor(q *request, t *target) *exchange {
+	s := q.set
+	ex := &exchange{
+		method:      q.r.Method,
+		target:      t.uri,
+		host:        t.host,
+		header:      make(http.Header, len(q.r.Header)+4),
+		connect:     s.ProxyConnectTimeout,
+		sendTimeout: s.ProxySendTimeout,
+		readTimeout: s.ProxyReadTimeout,
 	}
-	u := &url.URL{Scheme: scheme, Host: addr}
-	path, query, hasQ := splitTarget(t.uri)
-	if strings.HasPrefix(path, "//") {
-		u.Path, _ = url.PathUnescape(path)
-		u.RawPath = path
-	} else {
-		u.Opaque = path
-	}
-	u.RawQuery = query
-	u.ForceQuery = hasQ && query == ""
-	out := (&http.Request{
-		Method:     r.Method,
-		URL:        u,
-		Proto:      "HTTP/1.1",
-		ProtoMajor: 1,
-		ProtoMinor: 1,
-		Header:     make(http.Header, len(r.Header)+4),
-		Host:       t.host,
-		Body:       http.NoBody,
-	}).WithContext(ctx)
-	h.setHeaders(q, out.Header, false)
-	if hv := out.Header.Get("Host"); hv != "" {
-		out.Host = hv
-		out.Header.Del("Host")
-	} else if _, ok := out.Header["Host"]; ok {
-		out.Host = t.host
-		out.Header.Del("Host")
-	}
-	if c := out.Header.Get("Connection"); c != "" {
-		if strings.EqualFold(c, "close") && q.set.UserConnection {
-			out.Close = true
+	h.setHeaders(q, ex.header, false)
+	if hv, ok := ex.header["Host"]; ok {
+		if len(hv) > 0 && hv[0] != "" {
+			ex.host = hv[0]
 		}
-		out.Header.Del("Connection")
+		delete(ex.header, "Host")
 	}
-	out.Header.Del("Upgrade")
-	if _, ok := out.Header["User-Agent"]; !ok {
-		out.Header["User-Agent"] = []string{""}
+	if c := ex.header.Get("Connection"); c != "" {
+		if strings.EqualFold(c, "close") && s.UserConnection {
+			ex.close = true
+		}
+		delete(ex.header, "Connection")
 	}
-	return out
+	delete(ex.header, "Upgrade")
+	return ex
 }
 
 // setHeaders fills hdr with the upstream request headers for q. upgrade

@@ -6,7 +6,6 @@ package proxy
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"log"
 	"net"
@@ -27,6 +26,9 @@ import (
 // maxInternalRedirects bounds try_files/error_page/index redirects, as
 // nginx's 10-cycle limit does.
 const maxInternalRedirects = 10
+
+// largeHeaderBuffer is nginx's default large_client_header_buffers size.
+const largeHeaderBuffer = 8192
 
 // bindKey is the context key under which the listener layer stores the
 // bind address of the socket a request arrived on.
@@ -73,7 +75,7 @@ type Handler struct {
 	tunnels *tunnel.Registry
 	gen     int
 
-	transport *http.Transport
+	client    *upstreamClient
 	ctx       context.Context
 	cancel    context.CancelFunc
 	closeOnce sync.Once
@@ -142,16 +144,7 @@ func New(cfg *config.Config, opt Options) (*Handler, error) {
 		h.logs.Close()
 		return nil, err
 	}
-	h.transport = &http.Transport{
-		DialContext:            h.dialContext,
-		MaxIdleConnsPerHost:    64,
-		MaxIdleConns:           1024,
-		IdleConnTimeout:        60 * time.Second,
-		DisableCompression:     true,
-		ExpectContinueTimeout:  0,
-		TLSClientConfig:        &tls.Config{InsecureSkipVerify: true}, // nginx does not verify upstream certificates by default (proxy_ssl_verify off)
-		MaxResponseHeaderBytes: 64 << 10,
-	}
+	h.client = newUpstreamClient()
 	return h, nil
 }
 
@@ -184,7 +177,7 @@ func (h *Handler) Close(keep map[*upstream.Pool]bool) {
 				p.Close()
 			}
 		}
-		h.transport.CloseIdleConnections()
+		h.client.closeIdle()
 		h.logs.Close()
 	})
 }
@@ -248,6 +241,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rw := &responseWriter{ResponseWriter: w, q: q}
 	defer h.logRequest(q)
 
+	// nginx reads the request line and each header line into buffers of
+	// large_client_header_buffers (4 x 8k): longer ones are refused.
+	if len(r.Method)+len(r.RequestURI)+len(r.Proto)+4 > largeHeaderBuffer {
+		q.set = q.srv.Settings
+		h.elog.Printf("[info] client sent too long URI while reading client request line, client: %s", q.remoteIP)
+		h.writeError(rw, q, http.StatusRequestURITooLong)
+		return
+	}
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			if len(k)+len(v)+4 > largeHeaderBuffer {
+				q.set = q.srv.Settings
+				h.elog.Printf("[info] client sent too long header line: %q, client: %s", k, q.remoteIP)
+				h.writeError(rw, q, http.StatusBadRequest)
+				return
+			}
+		}
+	}
 	target := r.RequestURI
 	if strings.HasPrefix(target, "http://") || strings.HasPrefix(target, "https://") {
 		// absolute-form: use its path and query
