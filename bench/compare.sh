@@ -36,6 +36,10 @@ LOAD_CPU=${LOAD_CPU:-1}
 # HAProxy refuses to start when 2*maxconn+14 file descriptors exceed the
 # open-file limit; with the 20000 hard limit here 9990 is the most it takes.
 HAPROXY_MAXCONN=${HAPROXY_MAXCONN:-9990}
+# Before each run, wait up to QUIET_WAIT for the machine to be quiet (at most
+# QUIET_PCT % of one core busy): other work on the box skews every figure.
+QUIET_PCT=${QUIET_PCT:-10}
+QUIET_WAIT=${QUIET_WAIT:-$([[ $QUICK == 1 ]] && echo 5s || echo 60s)}
 
 log() { printf '[compare] %s\n' "$*" >&2; }
 
@@ -205,6 +209,7 @@ json_error() {
 run_one() {
 	local target=$1 mode=$2 tag=$3
 	shift 3
+	log "$(bin/wsbench quiet -max-busy "$QUIET_PCT" -timeout "$QUIET_WAIT")"
 	if ! start_target "$target"; then
 		json_error "$mode" "$tag" "$target" "$START_ERR" >>"$RESULTS"
 		log "$target $tag: n/a ($START_ERR)"
@@ -213,7 +218,7 @@ run_one() {
 	local pidflag=() line
 	[[ -n $PROXY_PID ]] && pidflag=(-pid "$PROXY_PID")
 	if line=$(taskset -c "$LOAD_CPU" bin/wsbench "$mode" -url "$URL" -target "$target" -tag "$tag" \
-		"${pidflag[@]}" "$@" 2>"$TMP/wsbench.err"); then
+		-backend-pid "$BACKEND_PID" "${pidflag[@]}" "$@" 2>"$TMP/wsbench.err"); then
 		printf '%s\n' "$line" >>"$RESULTS"
 		log "$target $tag: $line"
 	else
@@ -279,7 +284,7 @@ REPORT=bench/results/$STAMP.md
 	echo
 	echo "- machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(uname -sr)"
 	echo "- versions: $(nginx -v 2>&1 | sed 's/.*: //'), HAProxy $(haproxy -v | head -1 | awk '{print $3}'), $(go version | awk '{print $3}'), wsgate $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
-	echo "- settings: QUICK=$QUICK RUNS=$RUNS DURATION=$DURATION WARMUP=$WARMUP IDLE_CONNS=$IDLE_CONNS HOLD=$HOLD GROWTH='$GROWTH' ECHO=${ECHO_CONNS}x${ECHO_SIZE}B HS_CONNS=$HS_CONNS BULK=${BULK_CONNS}x${BULK_SIZE}B HTTP_CONNS=$HTTP_CONNS HAPROXY_MAXCONN=$HAPROXY_MAXCONN"
+	echo "- settings: QUICK=$QUICK RUNS=$RUNS DURATION=$DURATION WARMUP=$WARMUP IDLE_CONNS=$IDLE_CONNS HOLD=$HOLD GROWTH='$GROWTH' ECHO=${ECHO_CONNS}x${ECHO_SIZE}B HS_CONNS=$HS_CONNS BULK=${BULK_CONNS}x${BULK_SIZE}B HTTP_CONNS=$HTTP_CONNS HAPROXY_MAXCONN=$HAPROXY_MAXCONN QUIET_PCT=$QUIET_PCT"
 	echo "- proxy on CPU $PROXY_CPU, wsbench load and echo backend on CPU $LOAD_CPU; median of $RUNS run(s) per cell; took $((SECONDS - start)) s"
 	echo
 	bin/wsbench report "$RESULTS"

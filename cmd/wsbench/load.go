@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"net/url"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +24,7 @@ type loadOptions struct {
 	timeout  time.Duration // bound on any single dial, handshake or I/O wait
 	dialers  int           // concurrent dials when opening connections
 	procs    procSet       // proxy processes to measure; empty measures nothing
+	backend  procSet       // echo backend processes, subtracted from the noise gauge
 	target   string        // label copied into the result
 	tag      string        // label copied into the result
 }
@@ -44,6 +46,7 @@ func parseLoadFlags(mode string, args []string) (*loadOptions, error) {
 	timeout := fs.Duration("timeout", 10*time.Second, "bound on each dial, handshake and I/O wait")
 	dialers := fs.Int("dialers", 64, "concurrent dials while opening connections")
 	pids := fs.String("pid", "", "comma-separated proxy PIDs to measure (children are included)")
+	backendPIDs := fs.String("backend-pid", "", "comma-separated echo backend PIDs, left out of the noise gauge")
 	target := fs.String("target", "", "label for the result line")
 	tag := fs.String("tag", "", "label for the result line")
 	if err := fs.Parse(args); err != nil {
@@ -69,11 +72,20 @@ func parseLoadFlags(mode string, args []string) (*loadOptions, error) {
 	if err != nil {
 		return nil, err
 	}
+	bs, err := parsePIDs(*backendPIDs)
+	if err != nil {
+		return nil, err
+	}
 	return &loadOptions{
 		mode: mode, url: u, conns: *conns, duration: *duration, warmup: *warmup,
 		size: *size, count: *count, timeout: *timeout, dialers: *dialers,
-		procs: ps, target: *target, tag: *tag,
+		procs: ps, backend: bs, target: *target, tag: *tag,
 	}, nil
+}
+
+// meter returns the sampler for the proxy, the backend and this process.
+func (o *loadOptions) meter() meter {
+	return meter{proxy: o.procs, backend: o.backend, self: procSet{roots: []int{os.Getpid()}}}
 }
 
 func (o *loadOptions) newResult() *result {
@@ -159,7 +171,8 @@ func (o *loadOptions) drive(workers int, t *tally, r *result, op workerOp) {
 		}()
 	}
 	time.Sleep(o.warmup)
-	before := o.procs.sample()
+	m := o.meter()
+	before := m.sample()
 	begin := time.Now()
 	measuring.Store(true)
 	end := begin.Add(o.duration)
@@ -168,9 +181,10 @@ func (o *loadOptions) drive(workers int, t *tally, r *result, op workerOp) {
 	}
 	measuring.Store(false)
 	r.Seconds = time.Since(begin).Seconds()
-	after := o.procs.sample()
+	after := m.sample()
 	stop.Store(true)
 	wg.Wait()
 	t.fill(r)
-	measureCPU(r, o.procs, before, after)
+	measureCPU(r, o.procs, before.proxy, after.proxy)
+	r.OtherCPUpct = otherCPUPercent(before, after)
 }

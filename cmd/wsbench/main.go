@@ -4,6 +4,7 @@
 //	wsbench echo-server -addr 127.0.0.1:9001
 //	wsbench echo|idle|handshake|bulk|http -url ws://127.0.0.1:8080/ -conns 50 -duration 10s -size 64 -pid PID
 //	wsbench report results.jsonl
+//	wsbench quiet -max-busy 10 -timeout 60s
 //
 // Each load mode prints one JSON line. With -pid, it also reports the CPU
 // time (utime+stime from /proc/PID/stat, summed over the given processes and
@@ -20,6 +21,7 @@ const usage = `usage:
   wsbench echo-server -addr HOST:PORT
   wsbench echo|idle|handshake|bulk|http -url URL [-conns N] [-duration D] [-size N] [-pid PID[,PID...]]
   wsbench report FILE.jsonl
+  wsbench quiet [-max-busy PCT] [-timeout D]
 run "wsbench MODE -h" for the flags of a mode`
 
 func main() {
@@ -39,6 +41,8 @@ func run(args []string) error {
 		return runEchoServer(args)
 	case "report":
 		return runReport(args, os.Stdout)
+	case "quiet":
+		return runQuiet(args, os.Stdout)
 	case "echo", "bulk", "idle", "handshake", "http":
 		o, err := parseLoadFlags(mode, args)
 		if err != nil {

@@ -84,7 +84,8 @@ func runIdle(o *loadOptions) (*result, error) {
 	r := o.newResult()
 	t := &tally{}
 	msg := o.payload()
-	before := o.procs.sample()
+	m := o.meter()
+	before := m.sample()
 	begin := time.Now()
 	conns := o.dialAll(o.conns, t)
 	defer closeAll(conns)
@@ -96,9 +97,9 @@ func runIdle(o *loadOptions) (*result, error) {
 		return c.echo(msg)
 	}, t)
 	r.Held = countOpen(conns)
-	opened := o.procs.sample()
+	opened := m.sample()
 	time.Sleep(o.duration)
-	held := o.procs.sample()
+	held := m.sample()
 	r.Seconds = time.Since(begin).Seconds()
 	var echoed int64
 	o.forEach(conns, func(c *wsConn) error {
@@ -114,13 +115,14 @@ func runIdle(o *loadOptions) (*result, error) {
 	r.Ops = int64(r.Held)
 	r.Errors = t.errors.Load()
 	r.FirstErr = t.firstErr
+	r.OtherCPUpct = otherCPUPercent(before, held)
 	if o.procs.enabled() {
-		measureCPU(r, o.procs, before, held)
-		r.HoldCPUus = float64(held.cpu-opened.cpu) / float64(time.Microsecond)
-		r.RSSBaseline = before.rss
-		r.RSSHeld = held.rss
+		measureCPU(r, o.procs, before.proxy, held.proxy)
+		r.HoldCPUus = float64(held.proxy.cpu-opened.proxy.cpu) / float64(time.Microsecond)
+		r.RSSBaseline = before.proxy.rss
+		r.RSSHeld = held.proxy.rss
 		if r.Held > 0 {
-			r.RSSPerConn = float64(held.rss-before.rss) / float64(r.Held)
+			r.RSSPerConn = float64(held.proxy.rss-before.proxy.rss) / float64(r.Held)
 		}
 	}
 	return r, nil

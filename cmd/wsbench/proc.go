@@ -126,3 +126,65 @@ func vmRSS(pid int) int64 {
 	}
 	return 0
 }
+
+// systemBusy returns the CPU time all CPUs spent outside idle and iowait
+// since boot, from the first line of /proc/stat.
+func systemBusy() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0
+	}
+	var ticks int64
+	for i, v := range f[1:9] {
+		if i == 3 || i == 4 { // idle, iowait
+			continue
+		}
+		n, _ := strconv.ParseInt(v, 10, 64)
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicks
+}
+
+// meter samples everything a measured window needs: the proxy, the echo
+// backend, this process and the whole machine, so that CPU used by
+// processes outside the benchmark shows up as noise.
+type meter struct {
+	proxy   procSet
+	backend procSet
+	self    procSet
+}
+
+type meterSample struct {
+	at      time.Time
+	proxy   procSample
+	backend time.Duration
+	self    time.Duration
+	system  time.Duration
+}
+
+func (m meter) sample() meterSample {
+	return meterSample{
+		at:      time.Now(),
+		proxy:   m.proxy.sample(),
+		backend: m.backend.sample().cpu,
+		self:    m.self.sample().cpu,
+		system:  systemBusy(),
+	}
+}
+
+// otherCPUPercent is the CPU that processes other than the proxy, the
+// backend and wsbench used between two samples, in percent of one core.
+// It is a noise gauge: a benchmark on a busy machine is not a benchmark.
+func otherCPUPercent(a, b meterSample) float64 {
+	wall := b.at.Sub(a.at)
+	if wall <= 0 {
+		return 0
+	}
+	other := (b.system - a.system) - (b.proxy.cpu - a.proxy.cpu) - (b.backend - a.backend) - (b.self - a.self)
+	return max(0, 100*float64(other)/float64(wall))
+}

@@ -238,11 +238,19 @@ func ratio(medians map[string]float64, a, b string) string {
 	return fmt.Sprintf("%.2f×", va/vb)
 }
 
-// notesFor summarises failures and errors of one scenario and target.
+// noisyPercent is the median share of a core that other processes may use
+// during a run before the report flags the cell.
+const noisyPercent = 10
+
+// notesFor summarises failures, errors and noise of one scenario and target.
 func notesFor(scenario, target string, runs []*result) string {
 	var failed, errs int64
 	var first string
+	var noise []float64
 	for _, r := range runs {
+		if r.Error == "" {
+			noise = append(noise, r.OtherCPUpct)
+		}
 		switch {
 		case r.Error != "":
 			failed++
@@ -256,11 +264,21 @@ func notesFor(scenario, target string, runs []*result) string {
 			}
 		}
 	}
+	var parts []string
 	switch {
 	case failed > 0:
-		return fmt.Sprintf("%s, %s: %d of %d runs did not run: %s", target, scenario, failed, len(runs), first)
+		parts = append(parts, fmt.Sprintf("%d of %d runs did not run: %s", failed, len(runs), first))
 	case errs > 0:
-		return fmt.Sprintf("%s, %s: %d errors over %d runs (first: %s)", target, scenario, errs, len(runs), first)
+		parts = append(parts, fmt.Sprintf("%d errors over %d runs (first: %s)", errs, len(runs), first))
 	}
-	return ""
+	if len(noise) > 0 {
+		slices.Sort(noise)
+		if m := noise[len(noise)/2]; m > noisyPercent {
+			parts = append(parts, fmt.Sprintf("noisy: other processes used a median %.0f%% of a core during the runs", m))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s, %s: %s", target, scenario, strings.Join(parts, "; "))
 }

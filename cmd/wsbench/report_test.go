@@ -10,7 +10,7 @@ func TestReportMediansAndRatios(t *testing.T) {
 	in := `{"mode":"echo","target":"nginx","tag":"echo","conns":50,"size":64,"ops_per_sec":100,"proxy_measured":true,"cpu_us_per_op":10}
 {"mode":"echo","target":"nginx","tag":"echo","conns":50,"size":64,"ops_per_sec":300,"proxy_measured":true,"cpu_us_per_op":30}
 {"mode":"echo","target":"nginx","tag":"echo","conns":50,"size":64,"ops_per_sec":200,"proxy_measured":true,"cpu_us_per_op":20}
-{"mode":"echo","target":"haproxy","tag":"echo","conns":50,"size":64,"ops_per_sec":400,"proxy_measured":true,"cpu_us_per_op":5}
+{"mode":"echo","target":"haproxy","tag":"echo","conns":50,"size":64,"ops_per_sec":400,"proxy_measured":true,"cpu_us_per_op":5,"other_cpu_pct":50}
 {"mode":"echo","target":"direct","tag":"echo","conns":50,"size":64,"ops_per_sec":1000,"errors":2,"first_error":"boom"}
 {"mode":"echo","target":"wsgate","tag":"echo","error":"go build failed"}
 `
@@ -27,6 +27,7 @@ func TestReportMediansAndRatios(t *testing.T) {
 		"| proxy CPU µs / round trip (lower is better) | — | n/a | 20.00 | 5.00 | n/a | n/a |",
 		"wsgate, echo: 1 of 1 runs did not run: go build failed",
 		"direct, echo: 2 errors over 1 runs (first: boom)",
+		"haproxy, echo: noisy: other processes used a median 50% of a core",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
