@@ -5,6 +5,7 @@
 //	wsgate -t -c wsgate.conf     test the configuration
 //	wsgate -s reload|quit|stop|reopen -c wsgate.conf
 //	wsgate demo                  run the built-in demo
+//	wsgate explain -c FILE /path show how a request would be routed
 package main
 
 import (
@@ -29,6 +30,7 @@ var version = "0.1.0-dev"
 
 const usage = `Usage: wsgate [-?hvVtTq] [-s signal] [-p prefix] [-c filename] [-g directives]
        wsgate demo [-listen ADDR]
+       wsgate explain [-c FILE] [-X METHOD] [-H 'Name: value']... [-ws] PATH|URL
 
 Options:
   -?,-h         : this help
@@ -44,6 +46,8 @@ Options:
 
 Commands:
   demo          : run the proxy with built-in echo backends and a demo page
+  explain       : show the server, location, upstream and exact upstream request
+                  wsgate would use for a sample request (sends nothing)
 `
 
 func main() {
@@ -53,6 +57,9 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "demo" {
 		return runDemo(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "explain" {
+		return runExplain(args[1:], stdout, stderr)
 	}
 	fs := flag.NewFlagSet("wsgate", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)

@@ -4,6 +4,7 @@ import (
 	"net"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -134,6 +135,13 @@ func Compile(path, prefix string, tree []*Directive, opt Options) (*Config, erro
 		c.checkDuplicateLocations()
 	}
 	if len(c.errs) > 0 {
+		// Report in file order, whatever order the compiler found them.
+		sort.SliceStable(c.errs, func(i, j int) bool {
+			if c.errs[i].File != c.errs[j].File {
+				return false
+			}
+			return c.errs[i].Line < c.errs[j].Line
+		})
 		return nil, c.errs
 	}
 	return c.cfg, nil

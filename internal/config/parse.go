@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -21,10 +22,11 @@ type token struct {
 	kind byte
 }
 
-// lex splits src into tokens with nginx's rules: whitespace separates
-// words; ';', '{' and '}' stand alone; '#' starts a comment to the end of
-// the line when it begins a word; "..." and '...' quote, with backslash
-// escapes; a backslash outside quotes escapes the next character.
+// lex splits src into tokens with nginx's rules (ngx_conf_read_token):
+// whitespace separates words; ';', '{' and '}' stand alone when they begin
+// a token; '#' starts a comment to the end of the line when it begins a
+// word; "..." and '...' quote; a backslash protects the next character,
+// and the escapes of unescape apply to quoted and bare words alike.
 func lex(file string, src []byte) ([]token, error) {
 	var toks []token
 	line := 1
@@ -49,84 +51,103 @@ func lex(file string, src []byte) ([]token, error) {
 			q := c
 			start := line
 			i++
-			var b strings.Builder
+			j := i
 			closed := false
 			for i < n {
 				ch := src[i]
 				if ch == '\\' && i+1 < n {
-					nx := src[i+1]
-					switch nx {
-					case q, '\\':
-						b.WriteByte(nx)
-					case 'n':
-						b.WriteByte('\n')
-					case 't':
-						b.WriteByte('\t')
-					case 'r':
-						b.WriteByte('\r')
-					default:
-						// nginx keeps the backslash for other escapes
-						// (regexes such as "\.js$" depend on it).
-						b.WriteByte('\\')
-						b.WriteByte(nx)
-					}
-					if nx == '\n' {
-						line++
-					}
-					i += 2
-					continue
-				}
-				if ch == q {
-					closed = true
-					i++
-					break
-				}
-				if ch == '\n' {
-					line++
-				}
-				b.WriteByte(ch)
-				i++
-			}
-			if !closed {
-				return nil, &Error{File: file, Line: start, Msg: "unexpected end of file, expecting closing quote"}
-			}
-			if i < n && !isSpace(src[i]) && src[i] != ';' && src[i] != '{' && src[i] != '}' {
-				return nil, &Error{File: file, Line: line, Msg: fmt.Sprintf("unexpected %q after quoted string", src[i])}
-			}
-			toks = append(toks, token{text: b.String(), line: start, quoted: true})
-		default:
-			var b strings.Builder
-			start := line
-			for i < n {
-				ch := src[i]
-				if isSpace(ch) || ch == ';' || ch == '{' && !inVarBrace(b.String()) || ch == '}' && !inVarBrace(b.String()) {
-					break
-				}
-				if ch == '\\' && i+1 < n {
-					// nginx keeps backslashes in bare words too; regex
-					// locations such as ~ \.php$ rely on it.
-					b.WriteByte(ch)
-					b.WriteByte(src[i+1])
 					if src[i+1] == '\n' {
 						line++
 					}
 					i += 2
 					continue
 				}
-				b.WriteByte(ch)
+				if ch == '\n' {
+					line++
+				}
+				if ch == q {
+					closed = true
+					break
+				}
 				i++
 			}
-			toks = append(toks, token{text: b.String(), line: start})
+			if !closed {
+				return nil, &Error{File: file, Line: start, Msg: "unexpected end of file, expecting closing quote"}
+			}
+			text := unescape(src[j:i])
+			i++
+			if i < n && !isSpace(src[i]) && src[i] != ';' && src[i] != '{' && src[i] != '}' {
+				return nil, &Error{File: file, Line: line, Msg: fmt.Sprintf("unexpected %q after quoted string", src[i])}
+			}
+			toks = append(toks, token{text: text, line: start, quoted: true})
+		default:
+			// A bare word ends at whitespace, ';' or '{' (a '{' right
+			// after '$' opens "${name}"). As in nginx, '}' does not end
+			// a word, and a backslash protects the next character.
+			start := line
+			j := i
+			for i < n {
+				ch := src[i]
+				if isSpace(ch) || ch == ';' || ch == '{' && (i == j || src[i-1] != '$' || escapedAt(src, j, i-1)) {
+					break
+				}
+				if ch == '\\' && i+1 < n {
+					if src[i+1] == '\n' {
+						line++
+					}
+					i += 2
+					continue
+				}
+				i++
+			}
+			toks = append(toks, token{text: unescape(src[j:i]), line: start})
 		}
 	}
 	return toks, nil
 }
 
-// inVarBrace reports whether word ends inside an unterminated "${" so
-// that "${name}" stays one word.
-func inVarBrace(word string) bool {
-	j := strings.LastIndex(word, "${")
-	return j >= 0 && !strings.Contains(word[j:], "}")
+// escapedAt reports whether the byte at k in src[from:] is escaped by an
+// odd run of backslashes before it.
+func escapedAt(src []byte, from, k int) bool {
+	n := 0
+	for k-1-n >= from && src[k-1-n] == '\\' {
+		n++
+	}
+	return n%2 == 1
+}
+
+// unescape applies nginx's escapes to a raw word, quoted or not: \" \'
+// and \\ stand for the character, \t \r \n for the control character;
+// any other backslash is kept (regexes such as "\.js$" rely on it).
+func unescape(raw []byte) string {
+	if !bytes.ContainsRune(raw, '\\') {
+		return string(raw)
+	}
+	b := make([]byte, 0, len(raw))
+	for i := 0; i < len(raw); i++ {
+		if raw[i] == '\\' && i+1 < len(raw) {
+			switch raw[i+1] {
+			case '"', '\'', '\\':
+				b = append(b, raw[i+1])
+				i++
+				continue
+			case 't':
+				b = append(b, '\t')
+				i++
+				continue
+			case 'r':
+				b = append(b, '\r')
+				i++
+				continue
+			case 'n':
+				b = append(b, '\n')
+				i++
+				continue
+			}
+		}
+		b = append(b, raw[i])
+	}
+	return string(b)
 }
 
 func isSpace(c byte) bool {
@@ -192,6 +213,11 @@ func (p *parser) parseSrc(name string, src []byte) ([]*Directive, error) {
 	pos := 0
 	ds, err := p.parseBlock(name, toks, &pos, 0)
 	if err != nil {
+		// nginx reports an unexpected end of file at the line after the
+		// last newline, where its reader stopped.
+		if e, ok := err.(*Error); ok && e.File == name && strings.HasPrefix(e.Msg, "unexpected end of file, expecting \";\" or \"}\"") || ok && e.File == name && e.Msg == `unexpected end of file, expecting "}"` {
+			e.Line = bytes.Count(src, []byte{'\n'}) + 1
+		}
 		return nil, err
 	}
 	return ds, nil

@@ -87,8 +87,7 @@ func find(locs []*config.Location, uri string, m *Match) rc {
 
 // findStatic finds the exact or longest prefix location among locs.
 func findStatic(locs []*config.Location, uri string, m *Match) (rc, bool) {
-	var best *config.Location
-	redirect := false
+	var best, redirectTo *config.Location
 	for _, l := range locs {
 		switch l.Modifier {
 		case "=":
@@ -99,7 +98,7 @@ func findStatic(locs []*config.Location, uri string, m *Match) (rc, bool) {
 			// nginx's location tree gives "= /x/" with proxy_pass the
 			// auto-redirect too (node->auto_redirect covers exact nodes).
 			if l.AutoRedirect && uri+"/" == l.Path {
-				redirect = true
+				redirectTo = l
 			}
 		case "", "^~":
 			if strings.HasPrefix(uri, l.Path) {
@@ -107,12 +106,13 @@ func findStatic(locs []*config.Location, uri string, m *Match) (rc, bool) {
 					best = l
 				}
 			} else if l.AutoRedirect && uri+"/" == l.Path {
-				redirect = true
+				redirectTo = l
 			}
 		}
 	}
-	if redirect && (best == nil || len(best.Path) <= len(uri)) && !hasExactPrefix(locs, uri) {
-		m.Location = best
+	if redirectTo != nil && !hasExactPrefix(locs, uri) {
+		// Match.Location names the location that redirects.
+		m.Location = redirectTo
 		return rcDone, true
 	}
 	if best == nil {
