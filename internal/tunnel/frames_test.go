@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -641,4 +642,63 @@ func TestIdleMemory(t *testing.T) {
 	t.Logf("heap per idle tunnel: %d bytes (4 sockets, tunnel state; buffers pooled)", per)
 	assertf(t, per < bufSize/2, "idle tunnel holds %d heap bytes: a forwarding buffer is not released", per)
 	runtime.KeepAlive(rigs)
+}
+
+// randomFrames returns a random valid frame stream: messages of random size
+// and fragmentation with control frames between fragments.
+func randomFrames(rng *rand.Rand, mask bool, messages int) []byte {
+	var b []byte
+	for m := 0; m < messages; m++ {
+		frags := 1 + rng.IntN(4)
+		op := byte(1 + rng.IntN(2))
+		for f := 0; f < frags; f++ {
+			b0 := byte(0)
+			if f == 0 {
+				b0 = op | byte(rng.IntN(2))<<6 // RSV1 sometimes
+			}
+			if f == frags-1 {
+				b0 |= 0x80
+			}
+			size := rng.IntN(100)
+			if rng.IntN(8) == 0 {
+				size = rng.IntN(100_000)
+			}
+			p := make([]byte, size)
+			for i := range p {
+				p[i] = byte(rng.Uint32())
+			}
+			b = append(b, wsFrame(b0, p, mask)...)
+			if rng.IntN(3) == 0 {
+				b = append(b, wsFrame(0x89+byte(rng.IntN(2)), make([]byte, rng.IntN(126)), mask)...)
+			}
+		}
+	}
+	return b
+}
+
+// TestRandomFramesBothWays sends random frame streams in both directions at
+// once, in random chunks, and compares the bytes.
+func TestRandomFramesBothWays(t *testing.T) {
+	for seed := uint64(1); seed <= 8; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 42))
+		r := newRig(t, Options{Frames: true, MaxMessageSize: 1 << 20}, nil, nil)
+		up := randomFrames(rng, true, 60)
+		down := randomFrames(rng, false, 60)
+		go writeChunks(t, r.client, up)
+		go writeChunks(t, r.backend, down)
+		gotDown := make(chan []byte, 1)
+		go func() {
+			r.client.SetReadDeadline(time.Now().Add(5 * time.Second))
+			b := make([]byte, len(down))
+			n, _ := io.ReadFull(r.client, b)
+			gotDown <- b[:n]
+		}()
+		gotUp := readExactly(t, r.backend, len(up))
+		assertf(t, bytes.Equal(gotUp, up), "seed %d: client->backend bytes differ", seed)
+		assertf(t, bytes.Equal(<-gotDown, down), "seed %d: backend->client bytes differ", seed)
+		r.client.Close()
+		r.backend.Close()
+		st := r.wait(2 * time.Second)
+		assertf(t, st.MessagesIn == 60 && st.MessagesOut == 60, "seed %d: messages %d/%d", seed, st.MessagesIn, st.MessagesOut)
+	}
 }
