@@ -37,6 +37,9 @@ func normalizeURI(raw string) (string, error) {
 			dec = append(dec, c)
 		}
 	} else {
+		if strings.IndexByte(raw, 0) >= 0 {
+			return "", errBadURI
+		}
 		dec = []byte(raw)
 	}
 	// merge slashes and resolve dot segments
