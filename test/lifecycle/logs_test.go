@@ -184,3 +184,24 @@ func TestAccessLogUpgraded(t *testing.T) {
 		}
 	}
 }
+
+// TestReopenErrorLog: "wsgate -s reopen" reopens the error_log file too
+// (nginx reopens all log files on USR1), so logrotate can move it.
+func TestReopenErrorLog(t *testing.T) {
+	b := newBackend(t)
+	p := itoa(freePort(t))
+	addr := "127.0.0.1:" + p
+	g := startGateway(t, logConf, map[string]string{"B": b.port(), "P": p, "GEN": "1"}, addr)
+	elog := filepath.Join(g.dir, "error.log")
+	g.waitErrorLog("started", 1, 5*time.Second)
+	if err := os.Rename(elog, elog+".1"); err != nil {
+		t.Fatal(err)
+	}
+	g.ctl("reopen")
+	waitFileContains(t, elog+".1", "reopening logs", 5*time.Second)
+	g.signal(syscall.SIGHUP) // writes "reconfigured" to the error_log
+	waitFileContains(t, elog+".1", "reconfigured", 5*time.Second)
+	if _, err := os.Stat(elog); err != nil {
+		t.Errorf("after -s reopen the error_log at %s was not reopened (%v): lines still go to the renamed file", elog, err)
+	}
+}
