@@ -124,3 +124,33 @@ server {
 }
 
 func port(addr string) string { return addr[strings.LastIndexByte(addr, ':')+1:] }
+
+// TestBugReturnContentType: nginx's "return CODE text" sends the text with
+// the Content-Type of the URI's extension from the types map, default_type
+// only when there is none (ngx_http_send_response calls
+// ngx_http_set_content_type). proxy/handler.go doReturn always uses
+// default_type, so "location = /robots.txt { return 200 ...; }" is served
+// as application/octet-stream by a config that includes mime.types.
+func TestBugReturnContentType(t *testing.T) {
+	t.Parallel()
+	p := startProxy(t, `
+types { text/plain txt; application/json json; }
+default_type application/octet-stream;
+server {
+	listen {{LISTEN}};
+	location = /robots.txt { return 200 "User-agent: *\n"; }
+	location = /health.json { return 200 '{"ok":true}'; }
+	location = /plain { return 200 "no extension"; }
+}`)
+	tests := []struct{ path, ctype string }{
+		{"/robots.txt", "text/plain"},
+		{"/health.json", "application/json"},
+		{"/plain", "application/octet-stream"},
+	}
+	for _, tc := range tests {
+		resp, _ := get(t, p.url(tc.path))
+		if got := resp.Header.Get("Content-Type"); got != tc.ctype {
+			t.Errorf("GET %s: Content-Type %q, want %q", tc.path, got, tc.ctype)
+		}
+	}
+}

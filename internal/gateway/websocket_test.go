@@ -307,3 +307,35 @@ server {
 		t.Fatal("backend connection still open 1s after the client left")
 	}
 }
+
+// TestWebSocketConnectionTokens: browsers send "Connection: keep-alive,
+// Upgrade" (Firefox); the upgrade token may be anywhere in the list and in
+// any case.
+func TestWebSocketConnectionTokens(t *testing.T) {
+	t.Parallel()
+	up := newWSEcho(t)
+	p := startProxy(t, `
+server {
+	listen {{LISTEN}};
+	location / { proxy_pass http://`+up.addr()+`; }
+}`)
+	for _, conn := range []string{"keep-alive, Upgrade", "UPGRADE", "upgrade,keep-alive"} {
+		t.Run(conn, func(t *testing.T) {
+			req := strings.Replace(wsHandshake("/x", "example.test"), "Connection: Upgrade", "Connection: "+conn, 1)
+			c, err := net.Dial("tcp", p.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			io.WriteString(c, req)
+			resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: "GET"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != 101 {
+				t.Errorf("Connection: %s: status %d, want 101", conn, resp.StatusCode)
+			}
+		})
+	}
+}
