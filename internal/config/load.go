@@ -709,7 +709,8 @@ func (c *compiler) compileLocation(d *Directive, chain []level, types map[string
 	}
 	sub := append(append([]level{}, chain...), lv)
 	l.Settings = c.settings(sub, types, l)
-	if pp := lv["proxy_pass"]; len(pp) > 0 && strings.HasSuffix(l.Path, "/") && (l.Modifier == "" || l.Modifier == "^~") {
+	if pp := lv["proxy_pass"]; len(pp) > 0 && strings.HasSuffix(l.Path, "/") && (l.Modifier == "" || l.Modifier == "^~" || l.Modifier == "=") {
+		// nginx's location tree gives exact locations the auto-redirect too.
 		l.AutoRedirect = true
 	}
 	for _, e := range children {

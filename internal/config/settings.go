@@ -93,10 +93,13 @@ func (c *compiler) settings(chain []level, types map[string]string, loc *Locatio
 		s.Root = tmplFrom(c, d, p)
 		s.RootIsAlias = d.Name == "alias"
 	}
-	if d := one("index"); d != nil {
+	// Several index directives at one level add up, as in nginx.
+	if ds := eff["index"]; len(ds) > 0 {
 		s.Index = nil
-		for i := range d.Args {
-			s.Index = append(s.Index, tmpl(d, i))
+		for _, d := range ds {
+			for i := range d.Args {
+				s.Index = append(s.Index, tmpl(d, i))
+			}
 		}
 	}
 	if d := one("try_files"); d != nil {
@@ -294,6 +297,7 @@ func returnOf(chain []level) *Directive {
 var multi = map[string]bool{
 	"proxy_set_header": true, "proxy_hide_header": true, "proxy_pass_header": true, "add_header": true,
 	"error_page": true, "allow": true, "deny": true, "access_log": true, "error_log": true,
+	"index": true,
 }
 
 func tmplFrom(c *compiler, d *Directive, s string) *vars.Template {
