@@ -293,14 +293,12 @@ func TestNormalizeHost(t *testing.T) {
 	}
 }
 
-// TestBugAutoRedirectExactLocation: nginx sets auto_redirect on any
+// TestFindAutoRedirectExactLocation: nginx sets auto_redirect on any
 // location whose name ends in "/" and whose handler is proxy_pass, exact
 // ones included (ngx_http_proxy_pass; ngx_http_create_locations_tree
 // copies it from lq->exact too), so "location = /x/ { proxy_pass ...; }"
-// answers "/x" with a 301 to "/x/". route checks Location.AutoRedirect for
-// "=" locations; config/load.go (compileLocation) only sets it for "" and
-// "^~" modifiers, so this fails until load.go sets it for "=" as well.
-func TestBugAutoRedirectExactLocation(t *testing.T) {
+// answers "/x" with a 301 to "/x/".
+func TestFindAutoRedirectExactLocation(t *testing.T) {
 	t.Parallel()
 	cfg := compile(t, `
 server {
