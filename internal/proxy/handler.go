@@ -237,7 +237,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no server", http.StatusInternalServerError)
 		return
 	}
-	q.srv = b.Server(q.localIP, r.Host)
+	q.srv, q.srvCaps = b.ServerMatch(q.localIP, r.Host)
 	rw := &responseWriter{ResponseWriter: w, q: q}
 	defer h.logRequest(q)
 
@@ -437,7 +437,8 @@ func (h *Handler) doReturn(w *responseWriter, q *request, depth int) {
 		return
 	}
 	h.addHeaders(w, q, code)
-	w.Header().Set("Content-Type", q.set.DefaultType)
+	// As ngx_http_send_response: the type comes from the URI's extension.
+	w.Header().Set("Content-Type", contentType(q.set, q.uri))
 	w.WriteHeader(code)
 	if q.r.Method != http.MethodHead {
 		w.Write([]byte(text))
@@ -501,7 +502,11 @@ func (w *responseWriter) WriteHeader(code int) {
 		code = w.override
 	}
 	w.q.status = code
-	w.Header().Set("Server", "wsgate")
+	// nginx adds its Server header only when none is set
+	// (proxy_pass_header Server passes the upstream's).
+	if _, ok := w.Header()["Server"]; !ok {
+		w.Header().Set("Server", "wsgate")
+	}
 	if s := w.q.set; s != nil && s.Response.Charset != "" {
 		addCharset(w.Header(), s.Response.Charset)
 	}

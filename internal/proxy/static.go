@@ -6,6 +6,8 @@ import (
 	"path"
 	"strconv"
 	"strings"
+
+	"github.com/wsgate/wsgate/internal/config"
 )
 
 // filePath maps uri to a filesystem path with root or alias. uri is
@@ -118,13 +120,7 @@ func (h *Handler) serveStatic(w *responseWriter, q *request, depth int) {
 		h.errorPage(w, q, http.StatusMethodNotAllowed, depth)
 		return
 	}
-	ct := q.set.DefaultType
-	if ext := path.Ext(p); ext != "" {
-		if t, ok := q.set.Types[strings.ToLower(ext[1:])]; ok {
-			ct = t
-		}
-	}
-	w.Header().Set("Content-Type", ct)
+	w.Header().Set("Content-Type", contentType(q.set, p))
 	code := http.StatusOK
 	if w.override > 0 {
 		code = w.override
@@ -152,4 +148,15 @@ func (h *Handler) serveStatic(w *responseWriter, q *request, depth int) {
 func (h *Handler) notFound(w *responseWriter, q *request, p string, depth int) {
 	h.elog.Printf("[error] open() %q failed (2: No such file or directory), client: %s, request: %q", p, q.remoteIP, q.r.Method+" "+q.r.RequestURI)
 	h.errorPage(w, q, http.StatusNotFound, depth)
+}
+
+// contentType picks the MIME type for a file name from the types map,
+// falling back to default_type.
+func contentType(s *config.Settings, name string) string {
+	if ext := path.Ext(name); ext != "" {
+		if t, ok := s.Types[strings.ToLower(ext[1:])]; ok {
+			return t
+		}
+	}
+	return s.DefaultType
 }

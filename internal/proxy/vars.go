@@ -32,6 +32,7 @@ type request struct {
 	hasArgs    bool
 	uriChanged bool // an internal redirect changed the URI
 	captures   []string
+	srvCaps    *route.Captures // regex server_name submatches
 
 	status       int
 	bytesSent    int64
@@ -170,10 +171,28 @@ func (q *request) Var(name string) (string, bool) {
 		return "", true
 	}
 	if n, err := strconv.Atoi(name); err == nil {
-		if n < len(q.captures) {
-			return q.captures[n], true
+		// the latest regex match wins: a regex location's, else the
+		// regex server_name's
+		caps := q.captures
+		if caps == nil && q.srvCaps != nil {
+			caps = q.srvCaps.Numbered
+		}
+		if n < len(caps) {
+			return caps[n], true
 		}
 		return "", true
+	}
+	if q.loc != nil && q.loc.Regex != nil && q.captures != nil {
+		for i, gn := range q.loc.Regex.SubexpNames() {
+			if gn != "" && strings.EqualFold(gn, name) && i < len(q.captures) {
+				return q.captures[i], true
+			}
+		}
+	}
+	if q.srvCaps != nil {
+		if v, ok := q.srvCaps.Named[name]; ok {
+			return v, true
+		}
 	}
 	return "", false
 }

@@ -123,10 +123,50 @@ func (b *Binding) Server(localIP, host string) *config.Server {
 		return nil
 	}
 	name := NormalizeHost(host)
-	if s := matchName(g.servers, name); s != nil {
+	if s, _ := matchName(g.servers, name); s != nil {
 		return s
 	}
 	return g.def
+}
+
+// ServerMatch is Server that also returns the submatches of a regex
+// server_name ($1... and named captures become variables, as in nginx).
+func (b *Binding) ServerMatch(localIP, host string) (*config.Server, *Captures) {
+	s := b.Server(localIP, host)
+	if s == nil {
+		return nil, nil
+	}
+	name := NormalizeHost(host)
+	for _, n := range s.Names {
+		if n.Regex != nil {
+			if sm := n.Regex.FindStringSubmatch(name); sm != nil {
+				if ms, _ := matchName([]*config.Server{s}, name); ms == s {
+					return s, NewCaptures(n.Regex.SubexpNames(), sm)
+				}
+			}
+		}
+	}
+	return s, nil
+}
+
+// Captures are the submatches of a regex server_name or location.
+type Captures struct {
+	Numbered []string          // $0, $1, ...
+	Named    map[string]string // (?<name>...) groups
+}
+
+// NewCaptures pairs submatches with their group names.
+func NewCaptures(names, sm []string) *Captures {
+	c := &Captures{Numbered: sm}
+	for i, n := range names {
+		if n != "" && i < len(sm) {
+			if c.Named == nil {
+				c.Named = map[string]string{}
+			}
+			c.Named[strings.ToLower(n)] = sm[i]
+		}
+	}
+	return c
 }
 
 // NormalizeHost lowercases host and strips the port and a trailing dot.
@@ -144,11 +184,11 @@ func NormalizeHost(host string) string {
 
 // matchName applies nginx's server_name precedence: exact name, longest
 // leading wildcard, longest trailing wildcard, first matching regex.
-func matchName(servers []*config.Server, name string) *config.Server {
+func matchName(servers []*config.Server, name string) (*config.Server, bool) {
 	for _, s := range servers {
 		for _, n := range s.Names {
 			if n.Regex == nil && n.Suffix == "" && n.Prefix == "" && n.Exact == name {
-				return s
+				return s, false
 			}
 		}
 	}
@@ -167,7 +207,7 @@ func matchName(servers []*config.Server, name string) *config.Server {
 		}
 	}
 	if best != nil {
-		return best
+		return best, false
 	}
 	for _, s := range servers {
 		for _, n := range s.Names {
@@ -177,14 +217,14 @@ func matchName(servers []*config.Server, name string) *config.Server {
 		}
 	}
 	if best != nil {
-		return best
+		return best, false
 	}
 	for _, s := range servers {
 		for _, n := range s.Names {
 			if n.Regex != nil && n.Regex.MatchString(name) {
-				return s
+				return s, false
 			}
 		}
 	}
-	return nil
+	return nil, false
 }
