@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/wsgate/wsgate/internal/config"
@@ -143,28 +144,66 @@ func testConfig(path string, cfg *config.Config, err error, dump, quiet bool, st
 	return 0
 }
 
-// openErrorLog opens the error_log destination.
-func openErrorLog(cfg *config.Config, stderr io.Writer) (*log.Logger, io.Closer, error) {
-	switch cfg.ErrorLog {
+// errorLog is the error_log destination. It can be reopened (after
+// logrotate moved the file) and pointed at another path on reload.
+type errorLog struct {
+	mu     sync.Mutex
+	path   string // "stderr", "stdout" or a file
+	w      io.Writer
+	f      *os.File
+	stderr io.Writer
+}
+
+func (e *errorLog) Write(p []byte) (int, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.w.Write(p)
+}
+
+// open switches to path (which may be the current one: a reopen).
+func (e *errorLog) open(path string) error {
+	var w io.Writer
+	var f *os.File
+	switch path {
 	case "", "stderr":
-		return log.New(stderr, "", log.LstdFlags), io.NopCloser(nil), nil
+		w = e.stderr
 	case "stdout":
-		return log.New(os.Stdout, "", log.LstdFlags), io.NopCloser(nil), nil
+		w = os.Stdout
+	default:
+		var err error
+		f, err = os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return fmt.Errorf("open() %q failed: %w", path, unwrap(err))
+		}
+		w = f
 	}
-	f, err := os.OpenFile(cfg.ErrorLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, nil, fmt.Errorf("open() %q failed: %w", cfg.ErrorLog, err)
+	e.mu.Lock()
+	old := e.f
+	e.path, e.w, e.f = path, w, f
+	e.mu.Unlock()
+	if old != nil {
+		old.Close()
 	}
-	return log.New(io.MultiWriter(f), "", log.LstdFlags), f, nil
+	return nil
+}
+
+func (e *errorLog) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.f != nil {
+		return e.f.Close()
+	}
+	return nil
 }
 
 func serve(path, prefix string, cfg *config.Config, stderr io.Writer) int {
-	elog, closer, err := openErrorLog(cfg, stderr)
-	if err != nil {
+	el := &errorLog{stderr: stderr}
+	if err := el.open(cfg.ErrorLog); err != nil {
 		fmt.Fprintf(stderr, "wsgate: [emerg] %v\n", err)
 		return 1
 	}
-	defer closer.Close()
+	defer el.Close()
+	elog := log.New(el, "", log.LstdFlags)
 	g := gateway.New(elog)
 	if err := g.Start(cfg); err != nil {
 		elog.Printf("[emerg] %v", err)
@@ -201,6 +240,11 @@ func serve(path, prefix string, cfg *config.Config, stderr io.Writer) int {
 				elog.Printf("[alert] reload failed: %v; the previous configuration stays in force", err)
 				continue
 			}
+			if ncfg.ErrorLog != el.path {
+				if err := el.open(ncfg.ErrorLog); err != nil {
+					elog.Printf("[alert] error_log: %v; logging stays on %s", err, el.path)
+				}
+			}
 			if ncfg.PID != pidFile && pidFile != "" {
 				os.Remove(pidFile)
 				pidFile = ncfg.PID
@@ -208,10 +252,13 @@ func serve(path, prefix string, cfg *config.Config, stderr io.Writer) int {
 			}
 			elog.Printf("[notice] reconfigured; %d WebSocket connection(s) carried over", g.Tunnels().Len())
 		case syscall.SIGUSR1:
+			// As nginx: the notice goes to the old file, then files reopen.
+			elog.Printf("[notice] signal %d (SIGUSR1) received, reopening logs", syscall.SIGUSR1)
+			if err := el.open(el.path); err != nil {
+				elog.Printf("[alert] reopen error_log: %v", err)
+			}
 			if err := g.ReopenLogs(); err != nil {
 				elog.Printf("[alert] reopen logs: %v", err)
-			} else {
-				elog.Printf("[notice] reopening logs")
 			}
 		case syscall.SIGQUIT:
 			elog.Printf("[notice] signal %d (SIGQUIT) received, shutting down gracefully", syscall.SIGQUIT)

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wsgate/wsgate/internal/accesslog"
 	"github.com/wsgate/wsgate/internal/config"
 	"github.com/wsgate/wsgate/internal/proxy"
 	"github.com/wsgate/wsgate/internal/tunnel"
@@ -28,6 +29,7 @@ import (
 type Gateway struct {
 	elog    *log.Logger
 	tunnels *tunnel.Registry
+	logs    *accesslog.Set // shared by every generation
 
 	mu        sync.Mutex // guards listeners, gen, closing
 	listeners map[string]*listener
@@ -38,11 +40,58 @@ type Gateway struct {
 	wg  sync.WaitGroup // serve loops
 }
 
-// generation is one loaded configuration and its handler.
+// generation is one loaded configuration and its handler. A retired
+// generation closes its handler once its last request (or WebSocket,
+// which holds its request open) ends.
 type generation struct {
-	cfg      *config.Config
-	h        *proxy.Handler
-	inflight sync.WaitGroup
+	cfg   *config.Config
+	h     *proxy.Handler
+	certs []tls.Certificate // for "listen ... ssl" sockets
+	keep  map[*upstream.Pool]bool
+
+	mu      sync.Mutex // guards active, retired, closed
+	active  int
+	retired bool
+	closed  bool
+}
+
+// acquire counts a request on g; it fails once g is closed.
+func (g *generation) acquire() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return false
+	}
+	g.active++
+	return true
+}
+
+func (g *generation) release() {
+	g.mu.Lock()
+	g.active--
+	closeNow := g.retired && g.active == 0 && !g.closed
+	if closeNow {
+		g.closed = true
+	}
+	g.mu.Unlock()
+	if closeNow {
+		g.h.Close(g.keep)
+	}
+}
+
+// retire marks g replaced; it closes when idle.
+func (g *generation) retire(keep map[*upstream.Pool]bool) {
+	g.mu.Lock()
+	g.retired = true
+	g.keep = keep
+	closeNow := g.active == 0 && !g.closed
+	if closeNow {
+		g.closed = true
+	}
+	g.mu.Unlock()
+	if closeNow {
+		g.h.Close(keep)
+	}
 }
 
 // listener is one bound socket and the http.Server on it.
@@ -58,7 +107,7 @@ func New(elog *log.Logger) *Gateway {
 	if elog == nil {
 		elog = log.Default()
 	}
-	return &Gateway{elog: elog, tunnels: &tunnel.Registry{}, listeners: map[string]*listener{}}
+	return &Gateway{elog: elog, tunnels: &tunnel.Registry{}, logs: accesslog.NewSet(), listeners: map[string]*listener{}}
 }
 
 // Tunnels returns the registry of live upgraded connections.
@@ -103,6 +152,7 @@ func (g *Gateway) apply(cfg *config.Config) error {
 	h, err := proxy.New(cfg, proxy.Options{
 		ErrorLog:   g.elog,
 		Tunnels:    g.tunnels,
+		Logs:       g.logs,
 		Generation: g.gen + 1,
 		Pools: func(u *config.Upstream) *upstream.Pool {
 			for ou, p := range oldPools {
@@ -117,6 +167,11 @@ func (g *Gateway) apply(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	certs, err := loadCerts(cfg)
+	if err != nil {
+		h.Close(reused)
+		return err
+	}
 	// Open new sockets first so a failure changes nothing.
 	want := map[string]bool{}
 	var opened []*listener
@@ -125,7 +180,7 @@ func (g *Gateway) apply(cfg *config.Config) error {
 		if _, ok := g.listeners[b.Addr]; ok {
 			continue
 		}
-		l, err := g.listen(b.Addr, b.TLS, cfg)
+		l, err := g.listen(b.Addr, b.TLS)
 		if err != nil {
 			for _, o := range opened {
 				o.ln.Close()
@@ -136,7 +191,7 @@ func (g *Gateway) apply(cfg *config.Config) error {
 		opened = append(opened, l)
 	}
 	g.gen++
-	gen := &generation{cfg: cfg, h: h}
+	gen := &generation{cfg: cfg, h: h, certs: certs}
 	g.cur.Store(gen)
 	h.Start()
 	for _, l := range opened {
@@ -150,10 +205,7 @@ func (g *Gateway) apply(cfg *config.Config) error {
 		}
 	}
 	if old != nil {
-		go func() {
-			old.inflight.Wait()
-			old.h.Close(reused)
-		}()
+		old.retire(reused)
 		g.drainRemoved(cfg)
 	}
 	return nil
@@ -219,6 +271,11 @@ func (g *Gateway) drainRemoved(cfg *config.Config) {
 		if !ok {
 			return false
 		}
+		if tag.Upstream == "" {
+			// a variable proxy_pass naming no upstream block: only its
+			// location can go away
+			return !locs[tag.Location]
+		}
 		return !servers[tag.Upstream+"|"+tag.Server] || !locs[tag.Location]
 	}
 	var n atomic.Int64
@@ -237,19 +294,19 @@ func (g *Gateway) drainRemoved(cfg *config.Config) {
 	}()
 }
 
-func (g *Gateway) listen(addr string, useTLS bool, cfg *config.Config) (*listener, error) {
+func (g *Gateway) listen(addr string, useTLS bool) (*listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("bind() to %s failed: %w", addr, err)
 	}
 	l := &listener{addr: addr, ln: &loggingListener{Listener: ln, elog: g.elog}, tls: useTLS}
 	if useTLS {
-		tc, err := tlsConfig(cfg, addr)
-		if err != nil {
-			ln.Close()
-			return nil, err
-		}
-		l.ln = tls.NewListener(l.ln, tc)
+		// Certificates come from the configuration in force at each
+		// handshake, so a reload renews them on sockets that stay open.
+		l.ln = tls.NewListener(l.ln, &tls.Config{
+			NextProtos:     []string{"http/1.1"},
+			GetCertificate: g.certificate,
+		})
 	}
 	l.srv = &http.Server{
 		Handler:           http.HandlerFunc(g.serveHTTP),
@@ -284,30 +341,48 @@ func (p *prefixWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-func tlsConfig(cfg *config.Config, addr string) (*tls.Config, error) {
+// loadCerts reads every ssl_certificate of cfg; a bad one fails the load
+// (or the reload, leaving the old configuration in force).
+func loadCerts(cfg *config.Config) ([]tls.Certificate, error) {
+	if cfg.HTTP == nil {
+		return nil, nil
+	}
 	var certs []tls.Certificate
 	seen := map[string]bool{}
 	for _, s := range cfg.HTTP.Servers {
+		if s.TLSCert == "" || seen[s.TLSCert+"|"+s.TLSKey] {
+			continue
+		}
+		ssl := false
 		for _, l := range s.Listens {
-			if !l.SSL || seen[s.TLSCert] {
-				continue
-			}
-			_, port, _ := net.SplitHostPort(l.Addr)
-			if !strings.HasSuffix(addr, ":"+port) {
-				continue
-			}
-			c, err := tls.LoadX509KeyPair(s.TLSCert, s.TLSKey)
-			if err != nil {
-				return nil, fmt.Errorf("%s:%d: cannot load certificate %q: %w", s.File, s.Line, s.TLSCert, err)
-			}
-			seen[s.TLSCert] = true
-			certs = append(certs, c)
+			ssl = ssl || l.SSL
+		}
+		if !ssl {
+			continue
+		}
+		c, err := tls.LoadX509KeyPair(s.TLSCert, s.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: cannot load certificate %q: %w", s.File, s.Line, s.TLSCert, err)
+		}
+		seen[s.TLSCert+"|"+s.TLSKey] = true
+		certs = append(certs, c)
+	}
+	return certs, nil
+}
+
+// certificate picks the certificate for a TLS handshake by SNI from the
+// current configuration, falling back to the first one.
+func (g *Gateway) certificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	gen := g.cur.Load()
+	if gen == nil || len(gen.certs) == 0 {
+		return nil, errors.New("no ssl_certificate configured")
+	}
+	for i := range gen.certs {
+		if hello.SupportsCertificate(&gen.certs[i]) == nil {
+			return &gen.certs[i], nil
 		}
 	}
-	if len(certs) == 0 {
-		return nil, fmt.Errorf("no \"ssl_certificate\" for %s", addr)
-	}
-	return &tls.Config{Certificates: certs, NextProtos: []string{"http/1.1"}}, nil
+	return &gen.certs[0], nil
 }
 
 func (g *Gateway) serve(l *listener) {
@@ -323,8 +398,11 @@ func (g *Gateway) serve(l *listener) {
 
 func (g *Gateway) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	gen := g.cur.Load()
-	gen.inflight.Add(1)
-	defer gen.inflight.Done()
+	for !gen.acquire() {
+		// a reload retired and closed it between Load and acquire
+		gen = g.cur.Load()
+	}
+	defer gen.release()
 	gen.h.ServeHTTP(w, r)
 }
 
@@ -389,8 +467,10 @@ func (g *Gateway) Quit(timeout time.Duration) {
 		for _, l := range ls {
 			l.srv.Close()
 		}
-		g.tunnels.ShutdownAll(1001, "going away")
 	}
+	// Handshakes that completed after the drain started get their Close
+	// now rather than a reset at exit.
+	g.tunnels.ShutdownAll(1001, "going away")
 	g.waitTunnels(2 * time.Second)
 	g.finish()
 }
@@ -405,14 +485,13 @@ func (g *Gateway) waitTunnels(d time.Duration) {
 func (g *Gateway) finish() {
 	g.wg.Wait()
 	if gen := g.cur.Load(); gen != nil {
-		gen.h.Close(nil)
+		gen.retire(nil)
 	}
+	g.logs.Close()
 }
 
-// ReopenLogs reopens access log files (wsgate -s reopen).
+// ReopenLogs reopens the access log files of every live configuration
+// generation (wsgate -s reopen, after logrotate moved them).
 func (g *Gateway) ReopenLogs() error {
-	if gen := g.cur.Load(); gen != nil {
-		return gen.h.Logs().Reopen()
-	}
-	return nil
+	return g.logs.Reopen()
 }

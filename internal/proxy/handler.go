@@ -58,6 +58,10 @@ type Options struct {
 	// Generation numbers the configuration (reload count); tunnels are
 	// tagged with it.
 	Generation int
+	// Logs, when set, is an access log set shared across configuration
+	// generations (so reopen reaches every live generation); the handler
+	// then does not close it. Nil makes a private set.
+	Logs *accesslog.Set
 	// Pools, when set, supplies the upstream pool for an upstream (a
 	// reload may reuse the previous generation's pools). Nil builds
 	// fresh pools.
@@ -71,6 +75,7 @@ type Handler struct {
 	table   *route.Table
 	pools   map[*config.Upstream]*upstream.Pool
 	logs    *accesslog.Set
+	ownLogs bool
 	elog    *log.Logger
 	tunnels *tunnel.Registry
 	gen     int
@@ -97,13 +102,17 @@ func New(cfg *config.Config, opt Options) (*Handler, error) {
 		cfg:     cfg,
 		table:   route.Build(cfg.HTTP),
 		pools:   map[*config.Upstream]*upstream.Pool{},
-		logs:    accesslog.NewSet(),
+		logs:    opt.Logs,
 		elog:    opt.ErrorLog,
 		tunnels: opt.Tunnels,
 		gen:     opt.Generation,
 	}
 	if h.elog == nil {
 		h.elog = log.Default()
+	}
+	if h.logs == nil {
+		h.logs = accesslog.NewSet()
+		h.ownLogs = true
 	}
 	if h.tunnels == nil {
 		h.tunnels = &tunnel.Registry{}
@@ -141,7 +150,9 @@ func New(cfg *config.Config, opt Options) (*Handler, error) {
 		}
 	})
 	if err != nil {
-		h.logs.Close()
+		if h.ownLogs {
+			h.logs.Close()
+		}
 		return nil, err
 	}
 	h.client = newUpstreamClient()
@@ -178,7 +189,9 @@ func (h *Handler) Close(keep map[*upstream.Pool]bool) {
 			}
 		}
 		h.client.closeIdle()
-		h.logs.Close()
+		if h.ownLogs {
+			h.logs.Close()
+		}
 	})
 }
 

@@ -162,6 +162,12 @@ func (h *Handler) handshake(q *request, t *target, addr, proto string) (net.Conn
 		if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
 			return nil, nil, nil, fmt.Errorf("upstream prematurely closed connection while reading response header: %w", err)
 		}
+		var oe *net.OpError
+		if errors.As(err, &oe) {
+			// a reset or broken connection is an "error", not an
+			// "invalid_header", for proxy_next_upstream
+			return nil, nil, nil, fmt.Errorf("reading response header from upstream: %w", err)
+		}
 		return nil, nil, nil, fmt.Errorf("%w: %v", errInvalidHeader, err)
 	}
 	bc.SetReadDeadline(time.Time{})

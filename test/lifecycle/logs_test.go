@@ -199,9 +199,12 @@ func TestReopenErrorLog(t *testing.T) {
 	}
 	g.ctl("reopen")
 	waitFileContains(t, elog+".1", "reopening logs", 5*time.Second)
-	g.signal(syscall.SIGHUP) // writes "reconfigured" to the error_log
-	waitFileContains(t, elog+".1", "reconfigured", 5*time.Second)
 	if _, err := os.Stat(elog); err != nil {
-		t.Errorf("after -s reopen the error_log at %s was not reopened (%v): lines still go to the renamed file", elog, err)
+		t.Fatalf("after -s reopen the error_log at %s was not reopened (%v): lines still go to the renamed file", elog, err)
+	}
+	g.signal(syscall.SIGHUP) // writes "reconfigured" to the error_log
+	waitFileContains(t, elog, "reconfigured", 5*time.Second)
+	if b, _ := os.ReadFile(elog + ".1"); strings.Contains(string(b), "reconfigured") {
+		t.Errorf("a line written after the reopen went to the renamed file")
 	}
 }
