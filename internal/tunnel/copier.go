@@ -20,10 +20,10 @@ type copier struct {
 	src, dst   *peer
 	fromClient bool
 
-	rc     syscall.RawConn // src as a raw socket; nil if src is not a syscall.Conn
-	readFn func(fd uintptr) bool
-	rn     int
-	rerr   error
+	rc      syscall.RawConn // src as a raw socket; nil if src is not a syscall.Conn
+	readFn  func(fd uintptr) bool
+	rerr    error // why readReady left RawConn.Read
+	drained bool  // the last read did not fill the buffer: wait before reading
 
 	bufp *[bufSize]byte // pooled buffer, nil while idle
 	buf  []byte         // bufp[:], or the handoff bytes before the first read
@@ -76,6 +76,17 @@ func (c *copier) account(n int) {
 	if c.src.pingSent.Load() != 0 {
 		c.src.pingSent.Store(0)
 	}
+}
+
+// consume forwards n bytes just read into c.buf[c.end:].
+func (c *copier) consume(n int) {
+	c.account(n)
+	if c.t.opt.Frames {
+		c.end += n
+		frameCopier{c}.process()
+		return
+	}
+	c.write(c.buf[:n])
 }
 
 // write writes b to dst. A failure marks dst gone and stops forwarding.
@@ -212,8 +223,7 @@ func (c byteCopier) run() {
 	for !c.discard {
 		n, err := c.read()
 		if n > 0 {
-			c.account(n)
-			c.write(c.buf[:n])
+			c.consume(n)
 		}
 		if err != nil {
 			if c.readTimedOut(err) {
@@ -243,9 +253,7 @@ func (c frameCopier) run() {
 		}
 		n, err := c.read()
 		if n > 0 {
-			c.account(n)
-			c.end += n
-			c.process()
+			c.consume(n)
 		}
 		if err != nil {
 			if c.readTimedOut(err) {

@@ -31,28 +31,45 @@ func (c *copier) releaseBuffer() {
 	c.buf = nil
 }
 
-// read reads from the source into c.buf[c.end:] and returns the number of
-// bytes read. When the source is a socket (syscall.Conn) it waits for read
-// readiness holding no buffer, so an idle direction costs no buffer memory;
-// otherwise it holds a pooled buffer while blocked.
+// read waits for data from the source and hands it to consume. When the
+// source is a socket (syscall.Conn) the whole read-and-forward loop runs
+// inside syscall.RawConn.Read, so that:
+//
+//   - an idle direction waits for readiness holding no buffer;
+//   - after a read that did not fill the buffer (the socket is drained) it
+//     waits for the next readiness edge at once instead of paying for a read
+//     that returns EAGAIN, as nginx does. This is only safe inside one
+//     RawConn.Read call: a new call resets the poller's readiness.
+//
+// read returns when the source fails (EOF or error), a read deadline passes
+// (Tunnel.wake), or a raw copier stops. Otherwise (not a syscall.Conn) it
+// reads once into a held pooled buffer and returns the count for the caller
+// to consume.
 func (c *copier) read() (int, error) {
 	if c.rc == nil {
 		c.takeBuffer()
 		return c.src.conn.Read(c.buf[c.end:])
 	}
-	c.rn, c.rerr = 0, nil
+	c.rerr = nil
 	if err := c.rc.Read(c.readFn); err != nil {
 		return 0, err
 	}
-	return c.rn, c.rerr
+	return 0, c.rerr
 }
 
-// readReady is the syscall.RawConn.Read callback: one non-blocking read into
-// a pooled buffer. On EAGAIN the buffer goes back to the pool (unless it holds
-// a partial header) and the runtime poller parks the goroutine.
+// readReady is the syscall.RawConn.Read callback. It returns false to wait
+// for readiness, true to leave RawConn.Read.
 func (c *copier) readReady(fd uintptr) bool {
-	c.takeBuffer()
 	for {
+		if c.drained {
+			c.drained = false
+			if c.end == 0 {
+				c.releaseBuffer()
+			}
+			return false
+		}
+		c.takeBuffer()
+		space := len(c.buf) - c.end
 		n, err := syscall.Read(int(fd), c.buf[c.end:])
 		switch {
 		case err == syscall.EINTR:
@@ -64,11 +81,15 @@ func (c *copier) readReady(fd uintptr) bool {
 			return false
 		case err != nil:
 			c.rerr = os.NewSyscallError("read", err)
+			return true
 		case n == 0:
 			c.rerr = io.EOF
-		default:
-			c.rn = n
+			return true
 		}
-		return true
+		c.drained = n < space
+		c.consume(n)
+		if c.discard && !c.t.opt.Frames {
+			return true // a raw copier whose destination failed
+		}
 	}
 }
