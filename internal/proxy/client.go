@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -69,11 +70,24 @@ func (pc *upstreamConn) alive() bool {
 	if pc.br.Buffered() > 0 {
 		return false // unsolicited bytes: not a clean idle connection
 	}
-	pc.Conn.SetReadDeadline(time.Now().Add(-time.Second))
+	sc, ok := pc.Conn.(syscall.Conn)
+	if !ok {
+		return true // TLS: the exchange itself will tell
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	// A non-blocking peek: EAGAIN means open and quiet; 0 bytes means the
+	// server closed it; data means it is out of step.
+	alive := false
 	var b [1]byte
-	_, err := pc.Conn.Read(b[:])
-	pc.Conn.SetReadDeadline(time.Time{})
-	return isTimeout(err)
+	rc.Read(func(fd uintptr) bool {
+		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		alive = err == syscall.EAGAIN || err == syscall.EWOULDBLOCK
+		return true
+	})
+	return alive
 }
 
 // put returns a connection to the pool after a complete exchange.

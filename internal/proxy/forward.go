@@ -437,14 +437,30 @@ func (h *Handler) exchangeFor(q *request, t *target) *exchange {
 		}
 		delete(ex.header, "Host")
 	}
+	// Connection is hop-by-hop: wsgate manages its upstream connections
+	// itself. Only a literal "proxy_set_header Connection close" turns
+	// reuse off; a value from a variable (the map $http_upgrade
+	// $connection_upgrade idiom gives "close" for plain requests) only
+	// means "this is no upgrade".
 	if c := ex.header.Get("Connection"); c != "" {
-		if strings.EqualFold(c, "close") && s.UserConnection {
+		if strings.EqualFold(c, "close") && s.UserConnection && connectionIsLiteral(s) {
 			ex.close = true
 		}
 		delete(ex.header, "Connection")
 	}
 	delete(ex.header, "Upgrade")
 	return ex
+}
+
+// connectionIsLiteral reports whether the configured Connection header
+// is constant text rather than a variable.
+func connectionIsLiteral(s *config.Settings) bool {
+	for _, sh := range s.ProxySetHeaders {
+		if strings.EqualFold(sh.Name, "Connection") {
+			return sh.Value.IsConst()
+		}
+	}
+	return false
 }
 
 // setHeaders fills hdr with the upstream request headers for q. upgrade
