@@ -21,9 +21,6 @@ func (l *loggingListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if tc, ok := c.(*net.TCPConn); ok {
-		tc.SetNoDelay(true)
-	}
 	return &watchedConn{Conn: c, elog: l.elog}, nil
 }
 

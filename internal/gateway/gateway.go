@@ -295,7 +295,9 @@ func (g *Gateway) drainRemoved(cfg *config.Config) {
 }
 
 func (g *Gateway) listen(addr string, useTLS bool) (*listener, error) {
-	ln, err := net.Listen("tcp", addr)
+	// No TCP keepalive on accepted connections (nginx's so_keepalive off).
+	lc := net.ListenConfig{KeepAlive: -1}
+	ln, err := lc.Listen(context.Background(), "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("bind() to %s failed: %w", addr, err)
 	}

@@ -219,7 +219,10 @@ func walkSettings(hc *config.HTTP, f func(*config.Settings)) {
 type dialTimeoutKey struct{}
 
 func (h *Handler) dialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	d := net.Dialer{Timeout: 60 * time.Second, KeepAlive: 30 * time.Second}
+	// Go sets TCP_NODELAY on every TCP connection. TCP keepalive probes
+	// are off, as in nginx: WebSocket pings and the pool's liveness check
+	// find dead peers, and each keepalive option costs a syscall per dial.
+	d := net.Dialer{Timeout: 60 * time.Second, KeepAlive: -1}
 	if t, ok := ctx.Value(dialTimeoutKey{}).(time.Duration); ok && t > 0 {
 		d.Timeout = t
 	}

@@ -106,9 +106,6 @@ func (h *Handler) handshake(q *request, t *target, addr, proto string) (net.Conn
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if tc, ok := bc.(*net.TCPConn); ok {
-		tc.SetNoDelay(true)
-	}
 	if t.https {
 		host, _, _ := net.SplitHostPort(addr)
 		tc := tls.Client(bc, &tls.Config{InsecureSkipVerify: true, ServerName: host, NextProtos: []string{"http/1.1"}})
@@ -229,9 +226,6 @@ func (h *Handler) runTunnel(w *responseWriter, q *request, t *target, a *attempt
 	}
 	cc.SetWriteDeadline(time.Time{})
 	cc.SetReadDeadline(time.Time{})
-	if tc, ok := cc.(*net.TCPConn); ok {
-		tc.SetNoDelay(true)
-	}
 	var clientBuf, backendBuf []byte
 	if n := cbuf.Reader.Buffered(); n > 0 {
 		p, _ := cbuf.Reader.Peek(n)
