@@ -255,7 +255,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	q.srv, q.srvCaps = b.ServerMatch(q.localIP, r.Host)
 	rw := &responseWriter{ResponseWriter: w, q: q}
-	defer h.logRequest(q)
+	defer func() {
+		if !q.detached {
+			h.logRequest(q)
+		}
+	}()
 
 	// nginx reads the request line and each header line into buffers of
 	// large_client_header_buffers (4 x 8k): longer ones are refused.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate/internal/tunnel"
+	"github.com/wsgate/wsgate/internal/upstream"
 )
 
 // proxyUpgrade carries a protocol upgrade (WebSocket) to the upstream,
@@ -255,8 +256,33 @@ func (h *Handler) runTunnel(w *responseWriter, q *request, t *target, a *attempt
 	}
 	tn.SetTag(tag)
 	remove := h.tunnels.Add(tn)
-	st := tn.Run(context.Background())
-	remove()
+	// The tunnel outlives the request: net/http's connection goroutine
+	// returns now and frees its stack and buffers; a tunnelCarrier owns
+	// the connection until it ends, then writes the access log line.
+	q.detached = true
+	srv := a.srv
+	a.srv = nil // released by the carrier, not by runTunnel's defer
+	go tunnelCarrier{h: h, q: q, tn: tn, srv: srv, addr: a.addr, remove: remove}.run()
+}
+
+// tunnelCarrier runs one detached tunnel to its end: it releases the
+// upstream server's live count and logs the connection.
+type tunnelCarrier struct {
+	h      *Handler
+	q      *request
+	tn     *tunnel.Tunnel
+	srv    *upstream.Server
+	addr   string
+	remove func()
+}
+
+func (c tunnelCarrier) run() {
+	st := c.tn.Run(context.Background())
+	c.remove()
+	if c.srv != nil {
+		c.srv.Release()
+	}
+	q, h := c.q, c.h
 	q.ws = &wsLog{
 		in: st.BytesFromClient, out: st.BytesFromBackend,
 		msgsIn: st.MessagesIn, msgsOut: st.MessagesOut,
@@ -265,6 +291,7 @@ func (h *Handler) runTunnel(w *responseWriter, q *request, t *target, a *attempt
 	q.bytesSent = st.BytesFromBackend
 	if st.Err != nil && !errors.Is(st.Err, net.ErrClosed) {
 		h.elog.Printf("[info] websocket tunnel ended: %v, client: %s, upstream: %q, close: %d by %s",
-			st.Err, q.remoteIP, a.addr, st.CloseCode, st.CloseBy)
+			st.Err, q.remoteIP, c.addr, st.CloseCode, st.CloseBy)
 	}
+	h.logRequest(q)
 }

@@ -41,6 +41,7 @@ type request struct {
 	upstreamCode string
 
 	ws       *wsLog // set for upgraded connections
+	detached bool   // a tunnelCarrier logs the request when it ends
 	mapDepth int
 }
 
