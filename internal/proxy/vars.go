@@ -136,6 +136,12 @@ func (q *request) Var(name string) (string, bool) {
 	case "body_bytes_sent", "bytes_sent":
 		return strconv.FormatInt(q.bytesSent, 10), true
 	case "request_length":
+		// for an upgraded connection: every byte the client sent through
+		// the tunnel (with $bytes_sent and $request_time, the connection's
+		// bytes each way and duration in standard nginx variables)
+		if q.ws != nil {
+			return strconv.FormatInt(q.ws.in, 10), true
+		}
 		return strconv.FormatInt(r.ContentLength, 10), true
 	case "time_local":
 		return q.start.Format("02/Jan/2006:15:04:05 -0700"), true
