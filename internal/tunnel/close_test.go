@@ -148,3 +148,23 @@ func TestPeerLost(t *testing.T) {
 		})
 	}
 }
+
+// TestDataThenFIN: a peer that sends its last bytes and closes at once. The
+// FIN arrives with the data (one readiness event); the tunnel must still see
+// the EOF right away.
+func TestDataThenFIN(t *testing.T) {
+	for i := 0; i < 20; i++ {
+		frames := i%2 == 0
+		r := newRig(t, Options{Frames: frames}, nil, nil)
+		frame := wsFrame(0x82, []byte("last words"), false)
+		r.backend.Write(frame)
+		r.backend.Close()
+		got := readExactly(t, r.client, len(frame))
+		assertf(t, bytes.Equal(got, frame), "frame changed")
+		if frames {
+			expectClose(t, r.client, CloseInternalError, false)
+		}
+		expectEOF(t, r.client, time.Second)
+		r.wait(time.Second)
+	}
+}

@@ -20,10 +20,9 @@ type copier struct {
 	src, dst   *peer
 	fromClient bool
 
-	rc      syscall.RawConn // src as a raw socket; nil if src is not a syscall.Conn
-	readFn  func(fd uintptr) bool
-	rerr    error // why readReady left RawConn.Read
-	drained bool  // the last read did not fill the buffer: wait before reading
+	rc     syscall.RawConn // src as a raw socket; nil if src is not a syscall.Conn
+	readFn func(fd uintptr) bool
+	rerr   error // why readReady left RawConn.Read
 
 	bufp *[bufSize]byte // pooled buffer, nil while idle
 	buf  []byte         // bufp[:], or the handoff bytes before the first read

@@ -33,13 +33,13 @@ func (c *copier) releaseBuffer() {
 
 // read waits for data from the source and hands it to consume. When the
 // source is a socket (syscall.Conn) the whole read-and-forward loop runs
-// inside syscall.RawConn.Read, so that:
+// inside syscall.RawConn.Read, and an idle direction waits for readiness
+// holding no buffer.
 //
-//   - an idle direction waits for readiness holding no buffer;
-//   - after a read that did not fill the buffer (the socket is drained) it
-//     waits for the next readiness edge at once instead of paying for a read
-//     that returns EAGAIN, as nginx does. This is only safe inside one
-//     RawConn.Read call: a new call resets the poller's readiness.
+// It always reads until EAGAIN before waiting. Skipping that read after a
+// short read (as nginx does with EPOLLRDHUP) is not safe here: a FIN that
+// arrived with the data shares its readiness event, the short read returns
+// only the data, and the EOF would go unseen (TestDataThenFIN).
 //
 // read returns when the source fails (EOF or error), a read deadline passes
 // (Tunnel.wake), or a raw copier stops. Otherwise (not a syscall.Conn) it
@@ -61,15 +61,7 @@ func (c *copier) read() (int, error) {
 // for readiness, true to leave RawConn.Read.
 func (c *copier) readReady(fd uintptr) bool {
 	for {
-		if c.drained {
-			c.drained = false
-			if c.end == 0 {
-				c.releaseBuffer()
-			}
-			return false
-		}
 		c.takeBuffer()
-		space := len(c.buf) - c.end
 		n, err := syscall.Read(int(fd), c.buf[c.end:])
 		switch {
 		case err == syscall.EINTR:
@@ -86,7 +78,6 @@ func (c *copier) readReady(fd uintptr) bool {
 			c.rerr = io.EOF
 			return true
 		}
-		c.drained = n < space
 		c.consume(n)
 		if c.discard && !c.t.opt.Frames {
 			return true // a raw copier whose destination failed
