@@ -33,13 +33,16 @@ http {
 func TestQuit(t *testing.T) {
 	for _, tc := range []struct {
 		desc string
+		nWS  int
 		send func(g *gateway)
 	}{
-		{"SIGQUIT", func(g *gateway) { g.signal(syscall.SIGQUIT) }},
-		{"-s quit", func(g *gateway) { g.ctl("quit") }},
+		// the figure: 1000 WebSockets and in-flight HTTP requests
+		{"SIGQUIT", 1000, func(g *gateway) { g.signal(syscall.SIGQUIT) }},
+		{"-s quit", 50, func(g *gateway) { g.ctl("quit") }},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			const nWS, nHTTP, body = 50, 5, 256 << 10
+			nWS := tc.nWS
+			const nHTTP, body = 5, 256 << 10
 			const slow = 1500 * time.Millisecond
 			b := newBackend(t)
 			p := itoa(freePort(t))
