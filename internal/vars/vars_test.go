@@ -58,7 +58,7 @@ func TestEvalEscaped(t *testing.T) {
 }
 
 // TestMap follows nginx's map: exact keys first, then regexes in order,
-// then default; '' matches the empty string (the $connection_upgrade idiom).
+// then default; ” matches the empty string (the $connection_upgrade idiom).
 func TestMap(t *testing.T) {
 	t.Parallel()
 	m := NewMap(MustCompile("$http_upgrade"), "connection_upgrade")
