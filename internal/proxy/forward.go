@@ -467,58 +467,104 @@ func connectionIsLiteral(s *config.Settings) bool {
 // keeps the headers a protocol upgrade needs.
 func (h *Handler) setHeaders(q *request, hdr http.Header, upgrade bool) {
 	s := q.set
-	named := make(map[string]bool, len(s.ProxySetHeaders)+8)
-	for _, sh := range s.ProxySetHeaders {
-		named[strings.ToLower(sh.Name)] = true
+	p := planFor(s)
+	for i, sh := range s.ProxySetHeaders {
 		v := sh.Value.Eval(q)
 		if v == "" {
 			continue
 		}
-		hdr[http.CanonicalHeaderKey(sh.Name)] = append(hdr[http.CanonicalHeaderKey(sh.Name)], v)
+		k := p.setNames[i]
+		hdr[k] = append(hdr[k], v)
 	}
 	if !s.PassRequestHeaders {
 		return
 	}
 	// Headers the client's Connection header names are hop-by-hop too.
-	for _, v := range q.r.Header.Values("Connection") {
+	var listed map[string]bool
+	for _, v := range q.r.Header["Connection"] {
 		for _, tok := range strings.Split(v, ",") {
 			if tok = strings.TrimSpace(tok); tok != "" {
-				named[strings.ToLower(tok)] = true
+				if listed == nil {
+					listed = map[string]bool{}
+				}
+				listed[http.CanonicalHeaderKey(tok)] = true
 			}
 		}
 	}
-	for _, k := range hopHeaders {
-		named[strings.ToLower(k)] = true
-	}
-	named["expect"] = true
-	named["content-length"] = true
 	for k, vs := range q.r.Header {
-		if named[strings.ToLower(k)] {
+		if p.skipRequest[k] || listed[k] {
 			continue
 		}
-		hdr[k] = append(hdr[k], vs...)
+		if _, ok := hdr[k]; ok {
+			hdr[k] = append(hdr[k], vs...)
+		} else {
+			hdr[k] = vs
+		}
 	}
+}
+
+// headerPlan is the per-location header work done once: canonical names
+// of the proxy_set_header list, the client headers never copied, and the
+// response headers hidden.
+type headerPlan struct {
+	setNames     []string        // canonical, parallel to ProxySetHeaders
+	skipRequest  map[string]bool // canonical request header keys not copied
+	hideResponse map[string]bool // canonical response header keys dropped
+	passResponse map[string]bool // proxy_pass_header: shown despite defaults
+}
+
+// plans caches a headerPlan per *config.Settings (settings are immutable).
+var plans sync.Map
+
+func planFor(s *config.Settings) *headerPlan {
+	if p, ok := plans.Load(s); ok {
+		return p.(*headerPlan)
+	}
+	p := &headerPlan{skipRequest: map[string]bool{}, hideResponse: map[string]bool{}, passResponse: map[string]bool{}}
+	for _, sh := range s.ProxySetHeaders {
+		k := http.CanonicalHeaderKey(sh.Name)
+		p.setNames = append(p.setNames, k)
+		p.skipRequest[k] = true
+	}
+	for _, k := range hopHeaders {
+		p.skipRequest[k] = true
+		p.hideResponse[k] = true
+	}
+	p.skipRequest["Expect"] = true
+	p.skipRequest["Content-Length"] = true
+	for name := range hiddenResponse {
+		p.hideResponse[http.CanonicalHeaderKey(name)] = true
+	}
+	for name, hide := range s.ProxyHideHeaders {
+		k := http.CanonicalHeaderKey(name)
+		if hide {
+			p.hideResponse[k] = true
+		} else {
+			delete(p.hideResponse, k)
+			p.passResponse[k] = true
+		}
+	}
+	actual, _ := plans.LoadOrStore(s, p)
+	return actual.(*headerPlan)
 }
 
 // copyResponse relays an upstream response to the client.
 func (h *Handler) copyResponse(w *responseWriter, q *request, t *target, resp *http.Response, cancel context.CancelFunc, readTimeout time.Duration) {
 	defer resp.Body.Close()
 	s := q.set
+	p := planFor(s)
 	dst := w.Header()
-	conn := map[string]bool{}
-	for _, v := range resp.Header.Values("Connection") {
+	var conn map[string]bool
+	for _, v := range resp.Header["Connection"] {
 		for _, tok := range strings.Split(v, ",") {
-			conn[strings.ToLower(strings.TrimSpace(tok))] = true
+			if conn == nil {
+				conn = map[string]bool{}
+			}
+			conn[http.CanonicalHeaderKey(strings.TrimSpace(tok))] = true
 		}
 	}
 	for k, vs := range resp.Header {
-		lk := strings.ToLower(k)
-		if conn[lk] || isHop(lk) {
-			continue
-		}
-		if hide, set := s.ProxyHideHeaders[lk]; set && hide {
-			continue
-		} else if !set && (hiddenResponse[lk] || strings.HasPrefix(lk, "x-accel-")) {
+		if conn[k] || p.hideResponse[k] || strings.HasPrefix(k, "X-Accel-") && !p.passResponse[k] {
 			continue
 		}
 		dst[k] = vs

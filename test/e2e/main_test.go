@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"github.com/wsgate/wsgate/internal/testpeers"
+
 	"errors"
 	"fmt"
 	"os"
@@ -34,6 +36,13 @@ func runMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	tmpRoot = dir
+	// On a fresh machine "go test ./..." installs the peers itself; a
+	// failure here makes the tests that need a peer fail with the hint.
+	if wd, err := os.Getwd(); err == nil {
+		if err := testpeers.Ensure(filepath.Join(wd, "..", "..")); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e:", err)
+		}
+	}
 	return m.Run()
 }
 

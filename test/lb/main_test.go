@@ -1,6 +1,8 @@
 package lb
 
 import (
+	"github.com/wsgate/wsgate/internal/testpeers"
+
 	"fmt"
 	"os"
 	"os/exec"
@@ -37,6 +39,13 @@ func runMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	tmpRoot = dir
+	// On a fresh machine "go test ./..." installs the peers itself; a
+	// failure here makes the tests that need a peer fail with the hint.
+	if wd, err := os.Getwd(); err == nil {
+		if err := testpeers.Ensure(filepath.Join(wd, "..", "..")); err != nil {
+			fmt.Fprintln(os.Stderr, "lb:", err)
+		}
+	}
 	return m.Run()
 }
 
