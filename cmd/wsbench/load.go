@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"net/url"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -85,7 +84,7 @@ func parseLoadFlags(mode string, args []string) (*loadOptions, error) {
 
 // meter returns the sampler for the proxy, the backend and this process.
 func (o *loadOptions) meter() meter {
-	return meter{proxy: o.procs, backend: o.backend, self: procSet{roots: []int{os.Getpid()}}}
+	return newMeter(o.procs, o.backend)
 }
 
 func (o *loadOptions) newResult() *result {

@@ -296,6 +296,13 @@ func TestProcSampleOwnProcess(t *testing.T) {
 	if s.cpu <= 0 || s.rss <= 0 {
 		t.Fatalf("sample of self: %+v", s)
 	}
+	m := newMeter(procSet{}, procSet{})
+	if len(m.cpus) == 0 {
+		t.Fatal("no allowed CPUs found for this process")
+	}
+	if some, all := cpuBusy(m.cpus), systemBusy(); some <= 0 || some > all {
+		t.Fatalf("busy time of our CPUs %v, of all %v", some, all)
+	}
 	if _, err := parsePIDs("0"); err == nil {
 		t.Fatal("parsePIDs(0) succeeded")
 	}

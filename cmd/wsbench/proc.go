@@ -127,27 +127,68 @@ func vmRSS(pid int) int64 {
 	return 0
 }
 
-// systemBusy returns the CPU time all CPUs spent outside idle and iowait
-// since boot, from the first line of /proc/stat.
-func systemBusy() time.Duration {
+// cpuBusy returns the CPU time the given CPUs spent outside idle and
+// iowait since boot, from /proc/stat; an empty set means all CPUs.
+func cpuBusy(cpus map[int]bool) time.Duration {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
 		return 0
 	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	if len(f) < 9 || f[0] != "cpu" {
-		return 0
-	}
 	var ticks int64
-	for i, v := range f[1:9] {
-		if i == 3 || i == 4 { // idle, iowait
+	for line := range strings.Lines(string(b)) {
+		f := strings.Fields(line)
+		if len(f) < 9 || !strings.HasPrefix(f[0], "cpu") {
 			continue
 		}
-		n, _ := strconv.ParseInt(v, 10, 64)
-		ticks += n
+		if len(cpus) == 0 {
+			if f[0] != "cpu" {
+				continue
+			}
+		} else if n, err := strconv.Atoi(f[0][3:]); err != nil || !cpus[n] {
+			continue
+		}
+		for i, v := range f[1:9] {
+			if i == 3 || i == 4 { // idle, iowait
+				continue
+			}
+			n, _ := strconv.ParseInt(v, 10, 64)
+			ticks += n
+		}
 	}
 	return time.Duration(ticks) * time.Second / clockTicks
+}
+
+// systemBusy is cpuBusy over all CPUs.
+func systemBusy() time.Duration { return cpuBusy(nil) }
+
+// allowedCPUs adds to cpus the CPUs pid may run on (Cpus_allowed_list in
+// /proc/PID/status, e.g. "0-1,3").
+func allowedCPUs(pid int, cpus map[int]bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return
+	}
+	for line := range strings.Lines(string(b)) {
+		rest, ok := strings.CutPrefix(line, "Cpus_allowed_list:")
+		if !ok {
+			continue
+		}
+		for _, r := range strings.Split(strings.TrimSpace(rest), ",") {
+			lo, hi, found := strings.Cut(r, "-")
+			a, err1 := strconv.Atoi(lo)
+			z := a
+			var err2 error
+			if found {
+				z, err2 = strconv.Atoi(hi)
+			}
+			if err1 != nil || err2 != nil {
+				continue
+			}
+			for c := a; c <= z; c++ {
+				cpus[c] = true
+			}
+		}
+	}
 }
 
 // meter samples everything a measured window needs: the proxy, the echo
@@ -157,6 +198,23 @@ type meter struct {
 	proxy   procSet
 	backend procSet
 	self    procSet
+	cpus    map[int]bool // CPUs the measured processes may use; nil means all
+}
+
+// newMeter builds a meter whose noise gauge looks only at the CPUs that the
+// proxy, the backend and this process are allowed on, so a core that no
+// measured process uses (the proxy's core in a direct run) is not counted.
+func newMeter(proxy, backend procSet) meter {
+	m := meter{proxy: proxy, backend: backend, self: procSet{roots: []int{os.Getpid()}}, cpus: map[int]bool{}}
+	for _, ps := range []procSet{proxy, backend, m.self} {
+		for _, pid := range ps.roots {
+			allowedCPUs(pid, m.cpus)
+		}
+	}
+	if len(m.cpus) == 0 {
+		m.cpus = nil
+	}
+	return m
 }
 
 type meterSample struct {
@@ -173,7 +231,7 @@ func (m meter) sample() meterSample {
 		proxy:   m.proxy.sample(),
 		backend: m.backend.sample().cpu,
 		self:    m.self.sample().cpu,
-		system:  systemBusy(),
+		system:  cpuBusy(m.cpus),
 	}
 }
 

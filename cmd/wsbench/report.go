@@ -34,6 +34,12 @@ var scenarioMetrics = map[string][]metric{
 	"idle": {
 		{name: "proxy RSS bytes / held WebSocket", lower: true, proxy: true, digits: 0, value: func(r *result) float64 { return r.RSSPerConn }},
 		{name: "proxy CPU µs / connection (open + hold)", lower: true, proxy: true, digits: 1, value: func(r *result) float64 { return r.CPUusPerOp }},
+		{name: "proxy CPU µs / connection during the idle hold", lower: true, proxy: true, digits: 1, value: func(r *result) float64 {
+			if r.Held == 0 {
+				return 0
+			}
+			return r.HoldCPUus / float64(r.Held)
+		}},
 		{name: "connections echoing after hold", digits: 0, value: func(r *result) float64 { return float64(r.Echoed) }},
 	},
 	"handshake": {

@@ -46,8 +46,9 @@ type result struct {
 	RSSHeld       int64   `json:"rss_held,omitempty"`
 	RSSPerConn    float64 `json:"rss_per_conn,omitempty"`
 
-	// OtherCPUpct is CPU used during the window by processes other than
-	// the proxy, the backend and wsbench, in percent of one core.
+	// OtherCPUpct is CPU used during the window, on the CPUs the measured
+	// processes may run on, by processes other than the proxy, the backend
+	// and wsbench, in percent of one core.
 	OtherCPUpct float64 `json:"other_cpu_pct"`
 
 	// Error is set by the compare script for a target that did not run.
