@@ -87,13 +87,7 @@ func Compile(path, prefix string, tree []*Directive, opt Options) (*Config, erro
 	}
 	var httpBlock *Directive
 	for _, d := range tree {
-		s, e := lookupSpec(d, ctxMain)
-		if e != nil {
-			c.err(e)
-			continue
-		}
-		if s.ignored {
-			c.ignore(d, s)
+		if !c.check(d, ctxMain) {
 			continue
 		}
 		switch d.Name {
@@ -168,6 +162,22 @@ func validLogLevel(s string) bool {
 	return false
 }
 
+// check looks d up in the directive table for context in. It reports
+// whether d still needs compiling: false after reporting an error, or
+// for an accepted directive that is ignored (listed for "wsgate -t").
+func (c *compiler) check(d *Directive, in context) bool {
+	s, err := lookupSpec(d, in)
+	if err != nil {
+		c.err(err)
+		return false
+	}
+	if s.ignored {
+		c.ignore(d, s)
+		return false
+	}
+	return true
+}
+
 func (c *compiler) ignore(d *Directive, s spec) {
 	c.cfg.Ignored = append(c.cfg.Ignored, IgnoredDirective{Name: d.Name, Pos: d.Pos(), Note: s.note})
 }
@@ -193,13 +203,7 @@ func (c *compiler) logPath(p string) string {
 
 func (c *compiler) events(d *Directive) {
 	for _, e := range d.Block {
-		s, err := lookupSpec(e, ctxEvents)
-		if err != nil {
-			c.err(err)
-			continue
-		}
-		if s.ignored {
-			c.ignore(e, s)
+		if !c.check(e, ctxEvents) {
 			continue
 		}
 		if e.Name == "worker_connections" {
@@ -255,13 +259,7 @@ func (c *compiler) compileHTTP(d *Directive) {
 	var types *Directive
 	// First pass: log formats, maps, match blocks, upstreams.
 	for _, e := range d.Block {
-		s, err := lookupSpec(e, ctxHTTP)
-		if err != nil {
-			c.err(err)
-			continue
-		}
-		if s.ignored {
-			c.ignore(e, s)
+		if !c.check(e, ctxHTTP) {
 			continue
 		}
 		switch e.Name {
@@ -551,13 +549,7 @@ func (c *compiler) compileServer(d *Directive, httpLevel level, httpTypes map[st
 	var locs []*Directive
 	named := false // a server_name was written ("" is a valid first name)
 	for _, e := range d.Block {
-		s, err := lookupSpec(e, ctxServer)
-		if err != nil {
-			c.err(err)
-			continue
-		}
-		if s.ignored {
-			c.ignore(e, s)
+		if !c.check(e, ctxServer) {
 			continue
 		}
 		switch e.Name {
@@ -680,13 +672,7 @@ func (c *compiler) compileLocation(d *Directive, chain []level, types map[string
 	lv := level{}
 	var children []*Directive
 	for _, e := range d.Block {
-		s, err := lookupSpec(e, ctxLocation)
-		if err != nil {
-			c.err(err)
-			continue
-		}
-		if s.ignored {
-			c.ignore(e, s)
+		if !c.check(e, ctxLocation) {
 			continue
 		}
 		switch e.Name {
