@@ -1,14 +1,12 @@
 package lb
 
 import (
-	"github.com/wsgate/wsgate/internal/testpeers"
+	"github.com/wsgate/wsgate/internal/testenv"
 
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 )
 
@@ -17,10 +15,6 @@ const depsHint = "run scripts/deps.sh (installs Node and the npm packages in tes
 var (
 	// tmpRoot holds the wsgate binary built for this test binary.
 	tmpRoot string
-
-	buildOnce sync.Once
-	wsgateBin string
-	buildErr  error
 )
 
 func TestMain(m *testing.M) {
@@ -42,65 +36,11 @@ func runMain(m *testing.M) int {
 	// On a fresh machine "go test ./..." installs the peers itself; a
 	// failure here makes the tests that need a peer fail with the hint.
 	if wd, err := os.Getwd(); err == nil {
-		if err := testpeers.Ensure(filepath.Join(wd, "..", "..")); err != nil {
+		if err := testenv.Ensure(filepath.Join(wd, "..", "..")); err != nil {
 			fmt.Fprintln(os.Stderr, "lb:", err)
 		}
 	}
 	return m.Run()
-}
-
-// inCI reports whether the tests run under CI=true, where a missing peer is
-// a failure.
-func inCI() bool {
-	v := strings.ToLower(os.Getenv("CI"))
-	return v == "true" || v == "1"
-}
-
-// moduleRoot finds the directory holding go.mod, walking up from the
-// test's working directory.
-func moduleRoot(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("lb: go.mod not found above the working directory")
-		}
-		dir = parent
-	}
-}
-
-// needWsgate builds ./cmd/wsgate once per test binary and returns the
-// binary's path. A build failure fails the calling test with the
-// compiler's output.
-func needWsgate(t testing.TB) string {
-	t.Helper()
-	root := moduleRoot(t)
-	buildOnce.Do(func() {
-		bin := filepath.Join(tmpRoot, "wsgate")
-		args := []string{"build", "-o", bin}
-		if raceEnabled {
-			args = append(args, "-race")
-		}
-		cmd := exec.Command("go", append(args, "./cmd/wsgate")...)
-		cmd.Dir = root
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/wsgate: %v\n%s", err, out)
-			return
-		}
-		wsgateBin = bin
-	})
-	if buildErr != nil {
-		t.Fatalf("wsgate does not build, so it cannot be tested:\n%v", buildErr)
-	}
-	return wsgateBin
 }
 
 // needNode returns the node binary and test/node's directory. A missing
@@ -130,3 +70,10 @@ func needNode(t testing.TB) (node, dir string) {
 	}
 	return node, dir
 }
+
+// inCI, moduleRoot and needWsgate are the shared harness (internal/testenv).
+func inCI() bool { return testenv.InCI() }
+
+func moduleRoot(t testing.TB) string { return testenv.ModuleRoot(t) }
+
+func needWsgate(t testing.TB) string { return testenv.Wsgate(t, tmpRoot) }

@@ -1,11 +1,11 @@
 package lifecycle
 
 import (
+	"github.com/wsgate/wsgate/internal/testenv"
+
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -14,10 +14,6 @@ import (
 var (
 	// tmpRoot holds the wsgate binary built once for this test binary.
 	tmpRoot string
-
-	buildOnce sync.Once
-	wsgateBin string
-	buildErr  error
 )
 
 func TestMain(m *testing.M) {
@@ -33,45 +29,6 @@ func runMain(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	tmpRoot = dir
 	return m.Run()
-}
-
-// moduleRoot finds the directory holding go.mod above the working directory.
-func moduleRoot(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("lifecycle: go.mod not found above the working directory")
-		}
-		dir = parent
-	}
-}
-
-// needWsgate builds ./cmd/wsgate once per test binary (go build -o
-// $TMP/wsgate ./cmd/wsgate from the module root) and returns its path.
-func needWsgate(t testing.TB) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		bin := filepath.Join(tmpRoot, "wsgate")
-		cmd := exec.Command("go", "build", "-o", bin, "./cmd/wsgate")
-		cmd.Dir = moduleRoot(t)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/wsgate: %v\n%s", err, out)
-			return
-		}
-		wsgateBin = bin
-	})
-	if buildErr != nil {
-		t.Fatalf("wsgate does not build, so it cannot be tested:\n%v", buildErr)
-	}
-	return wsgateBin
 }
 
 var (
@@ -102,3 +59,10 @@ func freePort(t testing.TB) int {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// inCI, moduleRoot and needWsgate are the shared harness (internal/testenv).
+func inCI() bool { return testenv.InCI() }
+
+func moduleRoot(t testing.TB) string { return testenv.ModuleRoot(t) }
+
+func needWsgate(t testing.TB) string { return testenv.Wsgate(t, tmpRoot) }

@@ -1,8 +1,11 @@
-// Package testpeers installs the third-party peers the end-to-end tests
+// Package testenv gives the end-to-end test packages what they share:
+// the module root, the wsgate binary built once per test binary (with
+// -race when the tests run with it), and the third-party peers. It
+// installs the third-party peers the end-to-end tests
 // drive (nginx for differential tests; Node, ws, wscat and socket.io) by
 // running scripts/deps.sh, so that "go test ./..." works on a fresh
 // machine with no other set-up. It is used only by test packages.
-package testpeers
+package testenv
 
 import (
 	"fmt"
