@@ -262,11 +262,12 @@ func (h *Handler) runTunnel(w *responseWriter, q *request, t *target, a *attempt
 	q.detached = true
 	srv := a.srv
 	a.srv = nil // released by the carrier, not by runTunnel's defer
-	go tunnelCarrier{h: h, q: q, tn: tn, srv: srv, addr: a.addr, remove: remove}.run()
+	tunnelCarrier{h: h, q: q, tn: tn, srv: srv, addr: a.addr, remove: remove}.run()
 }
 
 // tunnelCarrier runs one detached tunnel to its end: it releases the
-// upstream server's live count and logs the connection.
+// upstream server's live count and logs the connection. No goroutine waits
+// for the tunnel: run starts it with RunAsync and ended runs when it is over.
 type tunnelCarrier struct {
 	h      *Handler
 	q      *request
@@ -277,7 +278,12 @@ type tunnelCarrier struct {
 }
 
 func (c tunnelCarrier) run() {
-	st := c.tn.Run(context.Background())
+	c.tn.RunAsync(context.Background(), c.ended)
+}
+
+// ended runs once, when the tunnel has ended; with the epoll engine on an
+// event loop, so it must not block.
+func (c tunnelCarrier) ended(st tunnel.Stats) {
 	c.remove()
 	if c.srv != nil {
 		c.srv.Release()

@@ -9,7 +9,9 @@ import (
 	"time"
 )
 
-func TestShutdownRawWire(t *testing.T) {
+func TestShutdownRawWire(t *testing.T) { bothEngines(t, testShutdownRawWire) }
+
+func testShutdownRawWire(t *testing.T) {
 	r := newRig(t, Options{Frames: true}, nil, nil)
 	r.tun.Shutdown(CloseServiceRestart, "restart")
 	r.tun.Shutdown(CloseGoingAway, "second call loses")
@@ -27,7 +29,9 @@ func TestShutdownRawWire(t *testing.T) {
 
 // TestShutdownAtFrameBoundary checks that the proxy's Close never lands inside
 // a frame being forwarded.
-func TestShutdownAtFrameBoundary(t *testing.T) {
+func TestShutdownAtFrameBoundary(t *testing.T) { bothEngines(t, testShutdownAtFrameBoundary) }
+
+func testShutdownAtFrameBoundary(t *testing.T) {
 	r := newRig(t, Options{Frames: true}, nil, nil)
 	frame := wsFrame(0x82, bytes.Repeat([]byte("z"), 100_000), false)
 	_, err := r.backend.Write(frame[:50_000])
@@ -46,7 +50,9 @@ func TestShutdownAtFrameBoundary(t *testing.T) {
 	assertf(t, st.CloseCode == CloseServiceRestart, "CloseCode %d", st.CloseCode)
 }
 
-func TestShutdownBeforeRun(t *testing.T) {
+func TestShutdownBeforeRun(t *testing.T) { bothEngines(t, testShutdownBeforeRun) }
+
+func testShutdownBeforeRun(t *testing.T) {
 	c, pc := tcpPair(t)
 	pb, b := tcpPair(t)
 	defer c.Close()
@@ -62,7 +68,9 @@ func TestShutdownBeforeRun(t *testing.T) {
 	assertf(t, tun.Run(t.Context()).Err != nil, "second Run did not fail")
 }
 
-func TestContextCancel(t *testing.T) {
+func TestContextCancel(t *testing.T) { bothEngines(t, testContextCancel) }
+
+func testContextCancel(t *testing.T) {
 	for _, frames := range []bool{false, true} {
 		c, pc := tcpPair(t)
 		pb, b := tcpPair(t)
@@ -84,7 +92,9 @@ func TestContextCancel(t *testing.T) {
 	}
 }
 
-func TestRawMode(t *testing.T) {
+func TestRawMode(t *testing.T) { bothEngines(t, testRawMode) }
+
+func testRawMode(t *testing.T) {
 	r := newRig(t, Options{}, nil, nil)
 	// Not frames at all: arbitrary bytes pass both ways.
 	up := make([]byte, 300_000)
@@ -105,7 +115,9 @@ func TestRawMode(t *testing.T) {
 	assertf(t, st.BytesFromClient == int64(len(up)) && st.BytesFromBackend == 14, "bytes %d %d", st.BytesFromClient, st.BytesFromBackend)
 }
 
-func TestRawShutdown(t *testing.T) {
+func TestRawShutdown(t *testing.T) { bothEngines(t, testRawShutdown) }
+
+func testRawShutdown(t *testing.T) {
 	r := newRig(t, Options{}, nil, nil)
 	r.tun.Shutdown(CloseServiceRestart, "")
 	expectEOF(t, r.client, time.Second)
@@ -113,7 +125,9 @@ func TestRawShutdown(t *testing.T) {
 	r.wait(time.Second)
 }
 
-func TestPeerLost(t *testing.T) {
+func TestPeerLost(t *testing.T) { bothEngines(t, testPeerLost) }
+
+func testPeerLost(t *testing.T) {
 	tests := []struct {
 		desc        string
 		frames      bool
@@ -152,7 +166,9 @@ func TestPeerLost(t *testing.T) {
 // TestDataThenFIN: a peer that sends its last bytes and closes at once. The
 // FIN arrives with the data (one readiness event); the tunnel must still see
 // the EOF right away.
-func TestDataThenFIN(t *testing.T) {
+func TestDataThenFIN(t *testing.T) { bothEngines(t, testDataThenFIN) }
+
+func testDataThenFIN(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		frames := i%2 == 0
 		r := newRig(t, Options{Frames: frames}, nil, nil)

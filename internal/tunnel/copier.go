@@ -28,17 +28,11 @@ type copier struct {
 	buf  []byte         // bufp[:], or the handoff bytes before the first read
 	end  int            // buf[:end] holds bytes read and not yet consumed
 
-	remaining int64 // payload bytes of the current frame still to pass
-	discard   bool  // the proxy closed dst or dst is gone: parse, do not forward
-	msgOpen   bool  // a fragmented data message is open
-	msgSize   int64 // payload bytes of the open message so far
-	rateStart int64 // Tunnel.clock when the frame-rate window began
-	rateCount int
-	now       int64 // Tunnel.clock at the last read
-	wdl       int64 // Tunnel.clock when the write deadline was last set
+	parseState
+	now int64 // Tunnel.clock at the last read
+	wdl int64 // Tunnel.clock when the write deadline was last set
 
-	bytes    int64 // read from src
-	messages int64 // complete data messages from src
+	bytes int64 // read from src
 
 	ctl     [maxControlFrame]byte // the proxy's control frames are built here
 	payload [maxControlPayload]byte
@@ -152,10 +146,6 @@ func (c *copier) srcEnded(err error) {
 		c.service(c.dst.flags.Load())
 	}
 }
-
-// midFrame reports whether dst has been sent part of a frame: nothing of the
-// proxy's own may be written now.
-func (c *copier) midFrame() bool { return !c.discard && c.remaining > 0 }
 
 // readTimedOut handles a read that returned err. It reports whether err was
 // a wake-up (a read deadline in the past set by Tunnel.wake), after which the
@@ -366,54 +356,7 @@ var (
 // check validates a frame header from src and updates the message state. It
 // returns the Close code to send src (0 if the frame may pass) and why.
 func (c frameCopier) check(h *header) (uint16, error) {
-	op := h.opcode
-	switch {
-	case c.fromClient && !h.masked:
-		return CloseProtocolError, errUnmasked
-	case !c.fromClient && h.masked:
-		return CloseProtocolError, errMasked
-	case h.length < 0:
-		return CloseProtocolError, errLength
-	case isReserved(op):
-		return CloseProtocolError, errReservedOp
-	case isControl(op) && !h.fin:
-		return CloseProtocolError, errControlFragment
-	case isControl(op) && h.length > maxControlPayload:
-		return CloseProtocolError, errControlLength
-	case op == opClose && h.length == 1:
-		return CloseProtocolError, errCloseLength
-	case op == opContinuation && !c.msgOpen:
-		return CloseProtocolError, errStrayContinue
-	case !isControl(op) && op != opContinuation && c.msgOpen:
-		return CloseProtocolError, errInterleavedStart
-	}
-	if max := c.t.opt.MaxFrameRate; max > 0 {
-		if c.now-c.rateStart >= int64(time.Second) {
-			c.rateStart = c.now
-			c.rateCount = 0
-		}
-		c.rateCount++
-		if c.rateCount > max {
-			return ClosePolicyViolation, ErrFrameRate
-		}
-	}
-	if isControl(op) {
-		return 0, nil
-	}
-	size := h.length
-	if op == opContinuation {
-		size += c.msgSize
-	}
-	if max := c.t.opt.MaxMessageSize; max > 0 && size > max {
-		return CloseMessageTooBig, ErrMessageTooBig
-	}
-	c.msgSize = size
-	c.msgOpen = !h.fin
-	if h.fin {
-		c.messages++
-		c.msgSize = 0
-	}
-	return 0, nil
+	return c.parseState.check(h, c.fromClient, &c.t.opt, c.now)
 }
 
 // violate closes the tunnel over a frame src must not send: Close(code) to

@@ -8,7 +8,9 @@ import (
 
 // TestBackpressure: a client that does not read stops the backend's writes;
 // the tunnel does not buffer without bound.
-func TestBackpressure(t *testing.T) {
+func TestBackpressure(t *testing.T) { bothEngines(t, testBackpressure) }
+
+func testBackpressure(t *testing.T) {
 	r := newRig(t, Options{Frames: true}, nil, nil)
 	var written int64
 	stopped := make(chan struct{})
@@ -40,7 +42,9 @@ func TestBackpressure(t *testing.T) {
 }
 
 // TestIdleMemory: an idle tunnel holds no forwarding buffer.
-func TestIdleMemory(t *testing.T) {
+func TestIdleMemory(t *testing.T) { bothEngines(t, testIdleMemory) }
+
+func testIdleMemory(t *testing.T) {
 	const n = 100
 	var stack uint64
 	heap := func() uint64 {

@@ -1,6 +1,9 @@
 package tunnel
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"time"
+)
 
 // WebSocket opcodes (RFC 6455 §5.2).
 const (
@@ -142,4 +145,73 @@ func encodeControl(b *[maxControlFrame]byte, op byte, payload []byte, masked boo
 		}
 	}
 	return b[:off+n]
+}
+
+// parseState is one direction's position in the frame stream and its
+// message state, shared by both engines.
+type parseState struct {
+	remaining int64 // payload bytes of the current frame still to pass
+	discard   bool  // the proxy closed dst or dst is gone: parse, do not forward
+	msgOpen   bool  // a fragmented data message is open
+	msgSize   int64 // payload bytes of the open message so far
+	rateStart int64 // Tunnel.clock when the frame-rate window began
+	rateCount int
+	messages  int64 // complete data messages
+}
+
+// midFrame reports whether dst has been sent part of a frame: nothing of the
+// proxy's own may be written now.
+func (c *parseState) midFrame() bool { return !c.discard && c.remaining > 0 }
+
+// check validates a frame header from a peer (a client when fromClient) and updates the message state. It
+// returns the Close code to send src (0 if the frame may pass) and why.
+func (c *parseState) check(h *header, fromClient bool, opt *Options, now int64) (uint16, error) {
+	op := h.opcode
+	switch {
+	case fromClient && !h.masked:
+		return CloseProtocolError, errUnmasked
+	case !fromClient && h.masked:
+		return CloseProtocolError, errMasked
+	case h.length < 0:
+		return CloseProtocolError, errLength
+	case isReserved(op):
+		return CloseProtocolError, errReservedOp
+	case isControl(op) && !h.fin:
+		return CloseProtocolError, errControlFragment
+	case isControl(op) && h.length > maxControlPayload:
+		return CloseProtocolError, errControlLength
+	case op == opClose && h.length == 1:
+		return CloseProtocolError, errCloseLength
+	case op == opContinuation && !c.msgOpen:
+		return CloseProtocolError, errStrayContinue
+	case !isControl(op) && op != opContinuation && c.msgOpen:
+		return CloseProtocolError, errInterleavedStart
+	}
+	if max := opt.MaxFrameRate; max > 0 {
+		if now-c.rateStart >= int64(time.Second) {
+			c.rateStart = now
+			c.rateCount = 0
+		}
+		c.rateCount++
+		if c.rateCount > max {
+			return ClosePolicyViolation, ErrFrameRate
+		}
+	}
+	if isControl(op) {
+		return 0, nil
+	}
+	size := h.length
+	if op == opContinuation {
+		size += c.msgSize
+	}
+	if max := opt.MaxMessageSize; max > 0 && size > max {
+		return CloseMessageTooBig, ErrMessageTooBig
+	}
+	c.msgSize = size
+	c.msgOpen = !h.fin
+	if h.fin {
+		c.messages++
+		c.msgSize = 0
+	}
+	return 0, nil
 }

@@ -44,7 +44,9 @@ func frameSequence(mask bool) ([]byte, int) {
 	return b, 12
 }
 
-func TestFramesPassUnchanged(t *testing.T) {
+func TestFramesPassUnchanged(t *testing.T) { bothEngines(t, testFramesPassUnchanged) }
+
+func testFramesPassUnchanged(t *testing.T) {
 	r := newRig(t, Options{Frames: true}, nil, nil)
 
 	up, upMessages := frameSequence(true)
@@ -82,7 +84,9 @@ func TestFramesPassUnchanged(t *testing.T) {
 
 // TestSplitHeaders feeds the client side one byte per read (net.Pipe has no
 // syscall.Conn, so this also covers the buffered read path).
-func TestSplitHeaders(t *testing.T) {
+func TestSplitHeaders(t *testing.T) { bothEngines(t, testSplitHeaders) }
+
+func testSplitHeaders(t *testing.T) {
 	c, pc := net.Pipe()
 	pb, b := tcpPair(t)
 	r := startRig(t, c, pc, pb, b, Options{Frames: true}, nil, nil)
@@ -99,7 +103,9 @@ func TestSplitHeaders(t *testing.T) {
 	assertf(t, bytes.Equal(got, up), "bytes differ")
 }
 
-func TestBufferedHandoff(t *testing.T) {
+func TestBufferedHandoff(t *testing.T) { bothEngines(t, testBufferedHandoff) }
+
+func testBufferedHandoff(t *testing.T) {
 	first := wsFrame(0x81, []byte("buffered at hijack"), true)
 	second := wsFrame(0x82, bytes.Repeat([]byte("x"), 300), true)
 	cut := 3 // the buffered bytes end inside the second frame's header
@@ -116,7 +122,9 @@ func TestBufferedHandoff(t *testing.T) {
 	assertf(t, bytes.Equal(got, want), "client's buffered bytes differ")
 }
 
-func TestBufferedHandoffRaw(t *testing.T) {
+func TestBufferedHandoffRaw(t *testing.T) { bothEngines(t, testBufferedHandoffRaw) }
+
+func testBufferedHandoffRaw(t *testing.T) {
 	r := newRig(t, Options{}, []byte("early "), []byte("hello "))
 	got := readExactly(t, r.client, 6)
 	assertf(t, string(got) == "hello ", "got %q", got)
@@ -125,7 +133,9 @@ func TestBufferedHandoffRaw(t *testing.T) {
 	assertf(t, string(got) == "early bird", "got %q", got)
 }
 
-func TestProtocolErrors(t *testing.T) {
+func TestProtocolErrors(t *testing.T) { bothEngines(t, testProtocolErrors) }
+
+func testProtocolErrors(t *testing.T) {
 	tests := []struct {
 		desc        string
 		fromBackend bool
@@ -165,7 +175,9 @@ func TestProtocolErrors(t *testing.T) {
 	}
 }
 
-func TestLimits(t *testing.T) {
+func TestLimits(t *testing.T) { bothEngines(t, testLimits) }
+
+func testLimits(t *testing.T) {
 	tests := []struct {
 		desc        string
 		opt         Options
@@ -305,7 +317,9 @@ func randomFrames(rng *rand.Rand, mask bool, messages int) []byte {
 
 // TestRandomFramesBothWays sends random frame streams in both directions at
 // once, in random chunks, and compares the bytes.
-func TestRandomFramesBothWays(t *testing.T) {
+func TestRandomFramesBothWays(t *testing.T) { bothEngines(t, testRandomFramesBothWays) }
+
+func testRandomFramesBothWays(t *testing.T) {
 	for seed := uint64(1); seed <= 8; seed++ {
 		rng := rand.New(rand.NewPCG(seed, 42))
 		r := newRig(t, Options{Frames: true, MaxMessageSize: 1 << 20}, nil, nil)

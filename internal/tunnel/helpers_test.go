@@ -26,6 +26,8 @@ func TestMain(m *testing.M) {
 	if ln, err := net.Listen("tcp", "127.0.0.1:0"); err == nil {
 		ln.Close()
 	}
+	// The epoll engine's loops live as long as the process, too.
+	startEngine()
 	g0, fd0 := runtime.NumGoroutine(), countFDs()
 	code := m.Run()
 	// The fuzzing engine keeps goroutines of its own (os/signal).
@@ -47,6 +49,30 @@ func TestMain(m *testing.M) {
 		}
 	}
 	os.Exit(code)
+}
+
+// bothEngines runs f as subtests "epoll" and "goroutine": tunnels between
+// TCP connections started in the first use the epoll engine (on Linux), in
+// the second the goroutine engine.
+func bothEngines(t *testing.T, f func(*testing.T)) {
+	for _, goroutines := range []bool{false, true} {
+		name := "epoll"
+		if goroutines {
+			name = "goroutine"
+		}
+		t.Run(name, func(t *testing.T) {
+			setEngine(t, goroutines)
+			f(t)
+		})
+	}
+}
+
+// checkEngine fails t if tun is not carried by the engine the test asked for.
+func checkEngine(t testing.TB, tun *Tunnel, c net.Conn) {
+	t.Helper()
+	_, tcp := c.(*net.TCPConn)
+	want := tcp && epollAvailable && !forceGoroutines
+	assertf(t, (tun.ep != nil) == want, "epoll engine %v, want %v", tun.ep != nil, want)
 }
 
 func countFDs() int {
@@ -107,6 +133,7 @@ func newRig(t testing.TB, opt Options, clientBuf, backendBuf []byte) *rig {
 func startRig(t testing.TB, c, pc, pb, b net.Conn, opt Options, clientBuf, backendBuf []byte) *rig {
 	r := &rig{t: t, client: c, backend: b, stats: make(chan Stats, 1)}
 	r.tun = New(pc, clientBuf, pb, backendBuf, opt)
+	checkEngine(t, r.tun, pc)
 	go func() { r.stats <- r.tun.Run(context.Background()) }()
 	t.Cleanup(func() {
 		r.client.Close()

@@ -7,7 +7,9 @@ import (
 	"time"
 )
 
-func TestIdleTimeout(t *testing.T) {
+func TestIdleTimeout(t *testing.T) { bothEngines(t, testIdleTimeout) }
+
+func testIdleTimeout(t *testing.T) {
 	for _, frames := range []bool{false, true} {
 		r := newRig(t, Options{Frames: frames, IdleTimeout: 300 * time.Millisecond}, nil, nil)
 		start := time.Now()
@@ -29,7 +31,9 @@ func TestIdleTimeout(t *testing.T) {
 
 // TestDeadPeer: a client that never answers pings is dropped within
 // PingInterval+PingTimeout, and the backend gets Close 1001.
-func TestDeadPeer(t *testing.T) {
+func TestDeadPeer(t *testing.T) { bothEngines(t, testDeadPeer) }
+
+func testDeadPeer(t *testing.T) {
 	const interval, timeout = 400 * time.Millisecond, 300 * time.Millisecond
 	r := newRig(t, Options{Frames: true, PingInterval: interval, PingTimeout: timeout}, nil, nil)
 	start := time.Now()
@@ -59,7 +63,9 @@ func TestDeadPeer(t *testing.T) {
 
 // TestOwnPongConsumed: the Pong answering the proxy's ping is not forwarded;
 // other pongs are.
-func TestOwnPongConsumed(t *testing.T) {
+func TestOwnPongConsumed(t *testing.T) { bothEngines(t, testOwnPongConsumed) }
+
+func testOwnPongConsumed(t *testing.T) {
 	r := newRig(t, Options{Frames: true, PingInterval: 200 * time.Millisecond, PingTimeout: 5 * time.Second}, nil, nil)
 	r.client.SetReadDeadline(time.Now().Add(3 * time.Second))
 	ping, err := readFrame(r.client)
@@ -94,7 +100,9 @@ func TestOwnPongConsumed(t *testing.T) {
 
 // TestSendTimeout: a client that stops reading fails the tunnel after
 // SendTimeout, and the backend gets Close 1001.
-func TestSendTimeout(t *testing.T) {
+func TestSendTimeout(t *testing.T) { bothEngines(t, testSendTimeout) }
+
+func testSendTimeout(t *testing.T) {
 	r := newRig(t, Options{Frames: true, SendTimeout: 300 * time.Millisecond}, nil, nil)
 	go func() {
 		frame := wsFrame(0x82, make([]byte, 64<<10), false)

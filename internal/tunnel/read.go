@@ -62,7 +62,7 @@ func (c *copier) read() (int, error) {
 func (c *copier) readReady(fd uintptr) bool {
 	for {
 		c.takeBuffer()
-		n, err := syscall.Read(int(fd), c.buf[c.end:])
+		n, err := syscall.Read(sysFD(fd), c.buf[c.end:])
 		switch {
 		case err == syscall.EINTR:
 			continue

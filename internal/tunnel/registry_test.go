@@ -5,7 +5,9 @@ import (
 	"time"
 )
 
-func TestRegistryDrain(t *testing.T) {
+func TestRegistryDrain(t *testing.T) { bothEngines(t, testRegistryDrain) }
+
+func testRegistryDrain(t *testing.T) {
 	var reg Registry
 	const n = 4
 	const window = 800 * time.Millisecond

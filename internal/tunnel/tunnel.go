@@ -8,11 +8,16 @@
 // message size and frame rate, counts messages, and closes with a proper Close
 // frame on shutdown, protocol errors and lost peers.
 //
-// Each direction is served by one copier goroutine that is the only writer to
-// its destination, so the proxy's own control frames are always written by
-// that copier, between frames, never inside a frame being forwarded. Other
+// Two engines do the same work. The epoll engine (Linux, both connections
+// *net.TCPConn) takes the two sockets out of Go's poller and serves them from
+// GOMAXPROCS shared event loops: an idle tunnel is a small struct, with no
+// goroutine and no buffer. The goroutine engine serves each direction with
+// one copier goroutine that is the only writer to its destination; other
 // parties (the supervisor in Run, Shutdown) post requests to a peer's mailbox
-// and wake its copier with a read deadline in the past.
+// and wake its copier with a read deadline in the past. In both, the proxy's
+// own control frames are written only between frames, never inside a frame
+// being forwarded. WSGATE_TUNNEL_ENGINE=goroutine selects the goroutine
+// engine for every tunnel.
 package tunnel
 
 import (
@@ -109,23 +114,22 @@ const (
 )
 
 // Tunnel carries one upgraded connection. It is created by New, run once by
-// Run, and may be shut down from any goroutine.
+// Run or RunAsync, and may be shut down from any goroutine.
+//
+// Two engines carry tunnels. On Linux, when both connections are
+// *net.TCPConn, the epoll engine takes their sockets out of Go's poller and
+// serves them from a few shared event loops: an idle tunnel then holds no
+// goroutine and no buffer (engine_linux.go). Otherwise (TLS, net.Pipe, other
+// systems, or WSGATE_TUNNEL_ENGINE=goroutine) each direction has a copier
+// goroutine and Run supervises them (goEngine).
 type Tunnel struct {
-	opt     Options
-	client  peer
-	backend peer
-	c2b     copier // reads the client, writes the backend
-	b2c     copier // reads the backend, writes the client
+	opt       Options
+	*goEngine // nil while the epoll engine carries the tunnel
+	ep        *epollTunnel
 
 	start time.Time // clock origin for peer timestamps
 
-	running   atomic.Bool
-	closing   atomic.Bool  // the proxy has started closing; finish when both peers are done
-	finishing atomic.Bool  // Run is closing the conns; copiers exit quietly
-	grace     atomic.Int64 // grace period for closing, nanoseconds
-	exited    atomic.Int32 // copiers that have returned
-	kickc     chan struct{}
-	wg        sync.WaitGroup
+	running atomic.Bool
 
 	shutdownOnce   sync.Once
 	shutdownc      chan struct{}
@@ -138,6 +142,32 @@ type Tunnel struct {
 	closeBy   string
 	err       error
 	tag       any
+}
+
+// goEngine is the state of a tunnel carried by copier goroutines.
+type goEngine struct {
+	client  peer
+	backend peer
+	c2b     copier // reads the client, writes the backend
+	b2c     copier // reads the backend, writes the client
+
+	closing   atomic.Bool  // the proxy has started closing; finish when both peers are done
+	finishing atomic.Bool  // Run is closing the conns; copiers exit quietly
+	grace     atomic.Int64 // grace period for closing, nanoseconds
+	exited    atomic.Int32 // copiers that have returned
+	kickc     chan struct{}
+	wg        sync.WaitGroup
+}
+
+// newGoEngine sets t up to be carried by copier goroutines.
+func (t *Tunnel) newGoEngine(client net.Conn, clientBuffered []byte, backend net.Conn, backendBuffered []byte) {
+	t.goEngine = &goEngine{kickc: make(chan struct{}, 1)}
+	t.client = peer{name: "client", conn: client, other: &t.backend, isClient: true}
+	t.backend = peer{name: "backend", conn: backend, other: &t.client}
+	t.client.pingToken.Store(rand.Uint64() | 1)
+	t.backend.pingToken.Store(rand.Uint64() | 1)
+	t.c2b.init(t, &t.client, &t.backend, clientBuffered)
+	t.b2c.init(t, &t.backend, &t.client, backendBuffered)
 }
 
 // New prepares a tunnel between client and backend. clientBuffered and
@@ -153,16 +183,14 @@ func New(client net.Conn, clientBuffered []byte, backend net.Conn, backendBuffer
 	t := &Tunnel{
 		opt:       opt,
 		start:     time.Now(),
-		kickc:     make(chan struct{}, 1),
 		shutdownc: make(chan struct{}),
 		done:      make(chan struct{}),
 	}
-	t.client = peer{name: "client", conn: client, other: &t.backend, isClient: true}
-	t.backend = peer{name: "backend", conn: backend, other: &t.client}
-	t.client.pingToken.Store(rand.Uint64() | 1)
-	t.backend.pingToken.Store(rand.Uint64() | 1)
-	t.c2b.init(t, &t.client, &t.backend, clientBuffered)
-	t.b2c.init(t, &t.backend, &t.client, backendBuffered)
+	if useEpoll(client, backend) {
+		t.ep = newEpollTunnel(t, client, clientBuffered, backend, backendBuffered)
+	} else {
+		t.newGoEngine(client, clientBuffered, backend, backendBuffered)
+	}
 	return t
 }
 
@@ -181,7 +209,8 @@ func (t *Tunnel) Tag() any {
 	return t.tag
 }
 
-// Done returns a channel that is closed when Run has returned.
+// Done returns a channel that is closed when the tunnel has ended and
+// released both connections.
 func (t *Tunnel) Done() <-chan struct{} { return t.done }
 
 // Shutdown ends the tunnel gracefully. A frame-aware tunnel sends Close(code,
@@ -201,16 +230,53 @@ func (t *Tunnel) Shutdown(code uint16, reason string) {
 		t.shutdownReason = reason
 		close(t.shutdownc)
 	})
+	if t.ep != nil {
+		t.ep.wake()
+	}
 }
 
 // Run carries traffic until either side closes or fails, ctx is done, or
 // Shutdown is called. It closes both connections and returns only when every
-// goroutine it started has exited. Run must be called at most once; later
-// calls return at once with an error in Stats.Err.
+// resource the tunnel used has been released. Run or RunAsync must be called
+// at most once; later calls end at once with an error in Stats.Err.
 func (t *Tunnel) Run(ctx context.Context) Stats {
-	if !t.running.CompareAndSwap(false, true) {
-		return Stats{Err: errors.New("tunnel: Run called more than once")}
+	if t.ep != nil {
+		ch := make(chan Stats, 1)
+		t.RunAsync(ctx, func(st Stats) { ch <- st })
+		return <-ch
 	}
+	if !t.running.CompareAndSwap(false, true) {
+		return Stats{Err: errRunTwice}
+	}
+	return t.runGoroutines(ctx)
+}
+
+// RunAsync is Run without blocking the caller: it starts the tunnel and
+// returns. done is called exactly once, with the tunnel's Stats, after the
+// tunnel has ended and released both connections; Done is closed before.
+// With the epoll engine, done runs on an event loop goroutine: it must not
+// block, and every tunnel of that loop waits for it to return. With the
+// goroutine engine a goroutine waits for the tunnel and calls done.
+func (t *Tunnel) RunAsync(ctx context.Context, done func(Stats)) {
+	if !t.running.CompareAndSwap(false, true) {
+		done(Stats{Err: errRunTwice})
+		return
+	}
+	if t.ep != nil {
+		if t.ep.start(ctx, done) {
+			return
+		}
+		// The sockets could not be taken over; they are untouched.
+		t.newGoEngine(t.ep.conns[0], t.ep.bufs[0], t.ep.conns[1], t.ep.bufs[1])
+	}
+	go func() { done(t.runGoroutines(ctx)) }()
+}
+
+var errRunTwice = errors.New("tunnel: Run called more than once")
+
+// runGoroutines carries the tunnel with two copier goroutines and supervises
+// them in the calling goroutine.
+func (t *Tunnel) runGoroutines(ctx context.Context) Stats {
 	began := time.Now()
 	// Deadlines left over from the handshake must not cut the tunnel, and
 	// silence is measured from now, not from New.
@@ -235,14 +301,18 @@ func (t *Tunnel) Run(ctx context.Context) Stats {
 	t.c2b.releaseBuffer()
 	t.b2c.releaseBuffer()
 	close(t.done)
+	return t.stats(began, t.c2b.bytes, t.b2c.bytes, t.c2b.messages, t.b2c.messages)
+}
 
+// stats assembles the Stats of a finished tunnel.
+func (t *Tunnel) stats(began time.Time, in, out, msgsIn, msgsOut int64) Stats {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return Stats{
-		BytesFromClient:  t.c2b.bytes,
-		BytesFromBackend: t.b2c.bytes,
-		MessagesIn:       t.c2b.messages,
-		MessagesOut:      t.b2c.messages,
+		BytesFromClient:  in,
+		BytesFromBackend: out,
+		MessagesIn:       msgsIn,
+		MessagesOut:      msgsOut,
 		CloseCode:        t.closeCode,
 		CloseBy:          t.closeBy,
 		Duration:         time.Since(began),

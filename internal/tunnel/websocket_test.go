@@ -152,7 +152,9 @@ func (p *wsProxy) wait(t *testing.T) Stats {
 	return Stats{}
 }
 
-func TestWebSocketEcho(t *testing.T) {
+func TestWebSocketEcho(t *testing.T) { bothEngines(t, testWebSocketEcho) }
+
+func testWebSocketEcho(t *testing.T) {
 	tests := []struct {
 		desc string
 		mode websocket.CompressionMode
@@ -199,7 +201,9 @@ func TestWebSocketEcho(t *testing.T) {
 // TestWebSocketKeepalive: with IdleTimeout 2s and PingInterval 1s, a client
 // that answers pings (coder/websocket does while reading) stays connected
 // well past the idle timeout although no message moves.
-func TestWebSocketKeepalive(t *testing.T) {
+func TestWebSocketKeepalive(t *testing.T) { bothEngines(t, testWebSocketKeepalive) }
+
+func testWebSocketKeepalive(t *testing.T) {
 	backend := wsBackend(t, websocket.CompressionDisabled, echo)
 	proxy := startWSProxy(t, backend.Listener.Addr().String(),
 		Options{Frames: true, IdleTimeout: 2 * time.Second, PingInterval: time.Second})
@@ -218,7 +222,9 @@ func TestWebSocketKeepalive(t *testing.T) {
 
 // TestWebSocketDeadClient: a client that stops answering is closed within
 // PingInterval+PingTimeout and the backend gets Close 1001.
-func TestWebSocketDeadClient(t *testing.T) {
+func TestWebSocketDeadClient(t *testing.T) { bothEngines(t, testWebSocketDeadClient) }
+
+func testWebSocketDeadClient(t *testing.T) {
 	backendErr := make(chan error, 1)
 	backend := wsBackend(t, websocket.CompressionDisabled, func(c *websocket.Conn) {
 		_, _, err := c.Read(context.Background())
@@ -240,7 +246,9 @@ func TestWebSocketDeadClient(t *testing.T) {
 	assertf(t, errors.Is(st.Err, ErrPingTimeout), "Err = %v", st.Err)
 }
 
-func TestWebSocketShutdown(t *testing.T) {
+func TestWebSocketShutdown(t *testing.T) { bothEngines(t, testWebSocketShutdown) }
+
+func testWebSocketShutdown(t *testing.T) {
 	backendErr := make(chan error, 1)
 	backend := wsBackend(t, websocket.CompressionContextTakeover, func(c *websocket.Conn) {
 		_, _, err := c.Read(context.Background())
@@ -259,7 +267,9 @@ func TestWebSocketShutdown(t *testing.T) {
 
 // TestWebSocketBackendKilled: the backend's TCP connection dies mid-stream;
 // the client gets Close 1011 within a second.
-func TestWebSocketBackendKilled(t *testing.T) {
+func TestWebSocketBackendKilled(t *testing.T) { bothEngines(t, testWebSocketBackendKilled) }
+
+func testWebSocketBackendKilled(t *testing.T) {
 	backend := wsBackend(t, websocket.CompressionDisabled, func(c *websocket.Conn) {
 		ctx := context.Background()
 		c.Write(ctx, websocket.MessageText, []byte("about to die"))

@@ -1,0 +1,322 @@
+//go:build linux
+
+package tunnel
+
+import (
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+)
+
+// forceGoroutines selects the goroutine engine for every tunnel
+// (WSGATE_TUNNEL_ENGINE=goroutine), for A/B comparisons. Tests switch it.
+var forceGoroutines = os.Getenv("WSGATE_TUNNEL_ENGINE") == "goroutine"
+
+// useEpoll reports whether the epoll engine can carry a tunnel between
+// client and backend: it needs the plain TCP sockets.
+func useEpoll(client, backend net.Conn) bool {
+	if forceGoroutines {
+		return false
+	}
+	_, ok1 := client.(*net.TCPConn)
+	_, ok2 := backend.(*net.TCPConn)
+	return ok1 && ok2
+}
+
+// loopBufSize is the read buffer of an event loop, shared by its tunnels.
+const loopBufSize = 64 << 10
+
+// outPool holds the buffers of unsent bytes to a peer that is slower than
+// its partner. A read is at most loopBufSize bytes and the source is not
+// read again until the rest has been sent, so one buffer is enough.
+var outPool = sync.Pool{New: func() any {
+	b := make([]byte, 0, loopBufSize+1024)
+	return &b
+}}
+
+// loop is one event loop: a goroutine blocked in epoll_wait that carries
+// every tunnel assigned to it. All tunnel state it touches belongs to it;
+// other goroutines reach a tunnel only through post.
+type loop struct {
+	epfd         int
+	wakeR, wakeW int // a pipe: a byte in it wakes epoll_wait for posted work
+
+	mu      sync.Mutex // guards the fields below
+	posted  []*epollTunnel
+	woken   bool // a byte is in the pipe or the loop is about to take posted
+	live    int  // tunnels started on this loop and not finished
+	running bool // the loop goroutine runs; it exits when live is 0
+
+	// Owned by the loop goroutine.
+	peers   []*epPeer // by file descriptor
+	gen     uint32    // tells a descriptor's registrations apart
+	now     int64     // Tunnel.clock of the tunnel being served, at its last read
+	buf     [loopBufSize + maxControlFrame]byte
+	ctl     [maxControlFrame]byte
+	payload [maxControlPayload]byte
+}
+
+var (
+	loopsOnce sync.Once
+	loops     []*loop
+	loopsErr  error
+	loopNext  atomic.Uint32
+)
+
+// startEngine creates GOMAXPROCS event loops, once. Their descriptors live
+// as long as the process, like Go's own network poller; a loop's goroutine
+// runs only while the loop carries tunnels.
+func startEngine() {
+	loopsOnce.Do(func() {
+		n := runtime.GOMAXPROCS(0)
+		for i := 0; i < n; i++ {
+			l, err := newLoop()
+			if err != nil {
+				loopsErr = err
+				return
+			}
+			loops = append(loops, l)
+		}
+	})
+}
+
+func newLoop() (*loop, error) {
+	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, os.NewSyscallError("epoll_create1", err)
+	}
+	var p [2]int
+	if err := syscall.Pipe2(p[:], syscall.O_NONBLOCK|syscall.O_CLOEXEC); err != nil {
+		syscall.Close(epfd)
+		return nil, os.NewSyscallError("pipe2", err)
+	}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(p[0])}
+	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, p[0], &ev); err != nil {
+		syscall.Close(epfd)
+		syscall.Close(p[0])
+		syscall.Close(p[1])
+		return nil, os.NewSyscallError("epoll_ctl", err)
+	}
+	return &loop{epfd: epfd, wakeR: p[0], wakeW: p[1]}, nil
+}
+
+// pickLoop assigns loops round robin.
+func pickLoop() *loop {
+	return loops[int(loopNext.Add(1))%len(loops)]
+}
+
+// begin posts a new tunnel to the loop, starting its goroutine if it is not
+// running.
+func (l *loop) begin(e *epollTunnel) {
+	l.mu.Lock()
+	l.live++
+	if !l.running {
+		l.running = true
+		go l.run()
+	}
+	l.mu.Unlock()
+	l.post(e)
+}
+
+// end records that a tunnel of the loop has finished. Called by the loop.
+func (l *loop) end() {
+	l.mu.Lock()
+	l.live--
+	l.mu.Unlock()
+}
+
+// idle reports whether the loop has nothing left to carry; if so, its
+// goroutine must exit at once.
+func (l *loop) idle() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.live > 0 || len(l.posted) > 0 {
+		return false
+	}
+	l.running = false
+	return true
+}
+
+// post asks the loop to look at e (register it, or act on Shutdown, a
+// cancelled context or a timer). Safe for concurrent use. A loop that is not
+// running has no live tunnel: the post is about an ended one and is dropped.
+func (l *loop) post(e *epollTunnel) {
+	l.mu.Lock()
+	if !l.running {
+		l.mu.Unlock()
+		return
+	}
+	l.posted = append(l.posted, e)
+	wake := !l.woken
+	l.woken = true
+	l.mu.Unlock()
+	if wake {
+		b := [1]byte{1}
+		for {
+			_, err := syscall.Write(l.wakeW, b[:])
+			if err != syscall.EINTR {
+				return // EAGAIN: the pipe is full, the loop will wake anyway
+			}
+		}
+	}
+}
+
+// takePosted empties the pipe, then the posted list. In that order, a post
+// racing with it either lands in the list taken or writes a new byte.
+func (l *loop) takePosted(into []*epollTunnel) []*epollTunnel {
+	var b [64]byte
+	for {
+		_, err := syscall.Read(l.wakeR, b[:])
+		if err != nil && err != syscall.EINTR {
+			break
+		}
+	}
+	l.mu.Lock()
+	into = append(into[:0], l.posted...)
+	clear(l.posted)
+	l.posted = l.posted[:0]
+	l.woken = false
+	l.mu.Unlock()
+	return into
+}
+
+// run is the event loop goroutine. It exits when the loop has no tunnel.
+func (l *loop) run() {
+	events := make([]syscall.EpollEvent, 256)
+	var work []*epollTunnel
+	for {
+		n, err := syscall.EpollWait(l.epfd, events, -1)
+		if err != nil {
+			if err == syscall.EINTR {
+				continue
+			}
+			panic(os.NewSyscallError("epoll_wait", err))
+		}
+		for i := 0; i < n; i++ {
+			ev := &events[i]
+			fd := int(ev.Fd)
+			if fd == l.wakeR {
+				work = l.takePosted(work)
+				for j, e := range work {
+					e.poke()
+					work[j] = nil
+				}
+				continue
+			}
+			if fd >= len(l.peers) {
+				continue
+			}
+			p := l.peers[fd]
+			if p == nil || p.gen != uint32(ev.Pad) {
+				continue // a descriptor closed earlier in this batch
+			}
+			p.e.handle(p, ev.Events)
+		}
+		if l.idle() {
+			return
+		}
+	}
+}
+
+// add registers p's socket for reading.
+func (l *loop) add(p *epPeer) error {
+	for p.fd >= len(l.peers) {
+		l.peers = append(l.peers, nil)
+		l.peers = l.peers[:cap(l.peers)]
+	}
+	l.gen++
+	p.gen = l.gen
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(p.fd), Pad: int32(p.gen)}
+	if err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, p.fd, &ev); err != nil {
+		return os.NewSyscallError("epoll_ctl", err)
+	}
+	l.peers[p.fd] = p
+	p.events = syscall.EPOLLIN
+	p.polled = true
+	return nil
+}
+
+// watch sets the events p's socket is polled for.
+func (l *loop) watch(p *epPeer, events uint32) {
+	if !p.polled || p.events == events {
+		return
+	}
+	ev := syscall.EpollEvent{Events: events, Fd: int32(p.fd), Pad: int32(p.gen)}
+	if syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_MOD, p.fd, &ev) == nil {
+		p.events = events
+	}
+}
+
+// forget stops polling p's socket; it stays open.
+func (l *loop) forget(p *epPeer) {
+	if !p.polled {
+		return
+	}
+	syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_DEL, p.fd, nil)
+	p.polled = false
+	l.peers[p.fd] = nil
+}
+
+// dupSocket returns a close-on-exec duplicate of c's socket, set
+// non-blocking. The caller closes c, taking the socket out of Go's poller.
+func dupSocket(c net.Conn) (int, error) {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return -1, syscall.EINVAL
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	nfd := -1
+	var derr error
+	err = rc.Control(func(fd uintptr) {
+		r, _, errno := syscall.Syscall(syscall.SYS_FCNTL, fd, syscall.F_DUPFD_CLOEXEC, 0)
+		if errno != 0 {
+			derr = os.NewSyscallError("fcntl", errno)
+			return
+		}
+		nfd = int(r)
+	})
+	if err == nil {
+		err = derr
+	}
+	if err != nil {
+		return -1, err
+	}
+	if err := syscall.SetNonblock(nfd, true); err != nil {
+		syscall.Close(nfd)
+		return -1, os.NewSyscallError("fcntl", err)
+	}
+	return nfd, nil
+}
+
+// readFD and writeFD retry on EINTR; n is 0 on error.
+func readFD(fd int, b []byte) (int, error) {
+	for {
+		n, err := syscall.Read(fd, b)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		return n, nil
+	}
+}
+
+func writeFD(fd int, b []byte) (int, error) {
+	for {
+		n, err := syscall.Write(fd, b)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		return n, nil
+	}
+}
