@@ -33,11 +33,12 @@ type epollTunnel struct {
 	c2b, b2c        epDir
 
 	ctx     context.Context
-	stopCtx func() bool
+	stopCtx func() bool // nil if ctx is never done
 	done    func(Stats)
 	began   time.Time
-	timer   *time.Timer
-	timerAt int64 // Tunnel.clock the timer fires at; 0 if not armed
+	off     int64 // t.start in monotime
+	at      int64 // monotime when the loop pokes the tunnel, if hidx >= 0
+	hidx    int   // index in the loop's timer heap, -1 if not there
 
 	registered   bool
 	ended        bool
@@ -92,7 +93,7 @@ type epDir struct {
 }
 
 func newEpollTunnel(t *Tunnel, client net.Conn, clientBuffered []byte, backend net.Conn, backendBuffered []byte) *epollTunnel {
-	e := &epollTunnel{t: t, conns: [2]net.Conn{client, backend}, bufs: [2][]byte{clientBuffered, backendBuffered}}
+	e := &epollTunnel{t: t, hidx: -1, conns: [2]net.Conn{client, backend}, bufs: [2][]byte{clientBuffered, backendBuffered}}
 	e.client = epPeer{e: e, other: &e.backend, in: &e.c2b, wr: &e.b2c, fd: -1, isClient: true}
 	e.backend = epPeer{e: e, other: &e.client, in: &e.b2c, wr: &e.c2b, fd: -1}
 	e.client.pingToken = rand.Uint64() | 1
@@ -124,9 +125,12 @@ func (e *epollTunnel) start(ctx context.Context, done func(Stats)) bool {
 	e.conns = [2]net.Conn{}
 	e.client.fd, e.backend.fd = cfd, bfd
 	e.ctx, e.done, e.began = ctx, done, time.Now()
+	e.off = int64(e.t.start.Sub(epoch))
 	e.l = pickLoop()
 	e.loopp.Store(e.l)
-	e.stopCtx = context.AfterFunc(ctx, e.wake)
+	if ctx.Done() != nil {
+		e.stopCtx = context.AfterFunc(ctx, e.wake)
+	}
 	e.l.begin(e)
 	return true
 }
@@ -640,24 +644,15 @@ func (e *epollTunnel) settle() {
 	if next == math.MaxInt64 {
 		return
 	}
-	if e.timerAt != 0 && e.timerAt <= next && e.timerAt > now {
-		return // it fires earlier; poke looks again then
-	}
-	e.timerAt = next
-	d := time.Duration(max(next-now, 0))
-	if e.timer == nil {
-		e.timer = time.AfterFunc(d, e.wake)
-	} else {
-		e.timer.Reset(d)
+	if at := next + e.off; e.hidx < 0 || at < e.at {
+		e.l.schedule(e, at) // else the loop looks earlier, and again then
 	}
 }
 
 // finish closes both sockets, releases everything and reports the Stats.
 func (e *epollTunnel) finish() {
 	e.ended = true
-	if e.timer != nil {
-		e.timer.Stop()
-	}
+	e.l.unschedule(e)
 	if e.stopCtx != nil {
 		e.stopCtx()
 	}

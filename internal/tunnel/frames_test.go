@@ -82,12 +82,16 @@ func testFramesPassUnchanged(t *testing.T) {
 	expectEOF(t, r.backend, time.Second)
 }
 
-// TestSplitHeaders feeds the client side one byte per read (net.Pipe has no
-// syscall.Conn, so this also covers the buffered read path).
+// TestSplitHeaders feeds the client side one byte per write: with the
+// goroutine engine over net.Pipe (no syscall.Conn, so this also covers the
+// buffered read path) one byte per read; with the epoll engine over TCP.
 func TestSplitHeaders(t *testing.T) { bothEngines(t, testSplitHeaders) }
 
 func testSplitHeaders(t *testing.T) {
 	c, pc := net.Pipe()
+	if epollAvailable && !forceGoroutines {
+		c, pc = tcpPair(t)
+	}
 	pb, b := tcpPair(t)
 	r := startRig(t, c, pc, pb, b, Options{Frames: true}, nil, nil)
 	up, _ := frameSequence(true)

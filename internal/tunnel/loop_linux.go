@@ -3,12 +3,14 @@
 package tunnel
 
 import (
+	"container/heap"
 	"net"
 	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // forceGoroutines selects the goroutine engine for every tunnel
@@ -52,8 +54,10 @@ type loop struct {
 
 	// Owned by the loop goroutine.
 	peers   []*epPeer // by file descriptor
-	gen     uint32    // tells a descriptor's registrations apart
-	now     int64     // Tunnel.clock of the tunnel being served, at its last read
+	timers  timerHeap // tunnels by the time they need a look
+	due     []*epollTunnel
+	gen     uint32 // tells a descriptor's registrations apart
+	now     int64  // Tunnel.clock of the tunnel being served, at its last read
 	buf     [loopBufSize + maxControlFrame]byte
 	ctl     [maxControlFrame]byte
 	payload [maxControlPayload]byte
@@ -188,7 +192,12 @@ func (l *loop) run() {
 	events := make([]syscall.EpollEvent, 256)
 	var work []*epollTunnel
 	for {
-		n, err := syscall.EpollWait(l.epfd, events, -1)
+		wait := -1
+		if len(l.timers) > 0 {
+			d := l.timers[0].at - monotime()
+			wait = int(max(0, (d+int64(time.Millisecond)-1)/int64(time.Millisecond)))
+		}
+		n, err := syscall.EpollWait(l.epfd, events, wait)
 		if err != nil {
 			if err == syscall.EINTR {
 				continue
@@ -215,6 +224,7 @@ func (l *loop) run() {
 			}
 			p.e.handle(p, ev.Events)
 		}
+		l.expire()
 		if l.idle() {
 			return
 		}
@@ -318,5 +328,66 @@ func writeFD(fd int, b []byte) (int, error) {
 			return 0, err
 		}
 		return n, nil
+	}
+}
+
+// epoch is the origin of monotime.
+var epoch = time.Now()
+
+// monotime is the loops' clock: nanoseconds since epoch, monotonic.
+func monotime() int64 { return int64(time.Since(epoch)) }
+
+// timerHeap orders tunnels by epollTunnel.at, earliest first. Each tunnel
+// is in its loop's heap at most once, at index epollTunnel.hidx.
+type timerHeap []*epollTunnel
+
+func (h timerHeap) Len() int           { return len(h) }
+func (h timerHeap) Less(i, j int) bool { return h[i].at < h[j].at }
+func (h timerHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].hidx = i
+	h[j].hidx = j
+}
+func (h *timerHeap) Push(x any) {
+	e := x.(*epollTunnel)
+	e.hidx = len(*h)
+	*h = append(*h, e)
+}
+func (h *timerHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	e.hidx = -1
+	return e
+}
+
+// schedule makes the loop poke e at monotime at.
+func (l *loop) schedule(e *epollTunnel, at int64) {
+	e.at = at
+	if e.hidx >= 0 {
+		heap.Fix(&l.timers, e.hidx)
+	} else {
+		heap.Push(&l.timers, e)
+	}
+}
+
+// unschedule takes e out of the timer heap.
+func (l *loop) unschedule(e *epollTunnel) {
+	if e.hidx >= 0 {
+		heap.Remove(&l.timers, e.hidx)
+	}
+}
+
+// expire pokes the tunnels whose time has come.
+func (l *loop) expire() {
+	now := monotime()
+	l.due = l.due[:0]
+	for len(l.timers) > 0 && l.timers[0].at <= now {
+		l.due = append(l.due, heap.Pop(&l.timers).(*epollTunnel))
+	}
+	for i, e := range l.due {
+		e.poke() // may schedule e again, but not for this round
+		l.due[i] = nil
 	}
 }
