@@ -64,7 +64,15 @@ func main() {
 			os.Exit(code)
 		}
 	}
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	code := run(os.Args[1:], os.Stdout, os.Stderr)
+	// WSGATE_MEMPROFILE=FILE writes a heap profile at exit.
+	if f := os.Getenv("WSGATE_MEMPROFILE"); f != "" {
+		if out, err := os.Create(f); err == nil {
+			pprof.Lookup("heap").WriteTo(out, 0)
+			out.Close()
+		}
+	}
+	os.Exit(code)
 }
 
 func run(args []string, stdout, stderr io.Writer) int {

@@ -262,19 +262,26 @@ func (h *Handler) runTunnel(w *responseWriter, q *request, t *target, a *attempt
 	q.detached = true
 	srv := a.srv
 	a.srv = nil // released by the carrier, not by runTunnel's defer
-	tunnelCarrier{h: h, q: q, tn: tn, srv: srv, addr: a.addr, remove: remove}.run()
+	c := tunnelCarrier{h: h, remoteIP: q.remoteIP, tn: tn, srv: srv, addr: a.addr, remove: remove}
+	if len(q.set.AccessLogs) > 0 {
+		c.q = q
+	}
+	c.run()
 }
 
 // tunnelCarrier runs one detached tunnel to its end: it releases the
 // upstream server's live count and logs the connection. No goroutine waits
 // for the tunnel: run starts it with RunAsync and ended runs when it is over.
 type tunnelCarrier struct {
-	h      *Handler
-	q      *request
-	tn     *tunnel.Tunnel
-	srv    *upstream.Server
-	addr   string
-	remove func()
+	h *Handler
+	// q is kept only when the location has access logs: the request and
+	// its headers are the largest part of an idle WebSocket's memory.
+	q        *request
+	remoteIP string
+	tn       *tunnel.Tunnel
+	srv      *upstream.Server
+	addr     string
+	remove   func()
 }
 
 func (c tunnelCarrier) run() {
@@ -289,15 +296,18 @@ func (c tunnelCarrier) ended(st tunnel.Stats) {
 		c.srv.Release()
 	}
 	q, h := c.q, c.h
+	if st.Err != nil && !errors.Is(st.Err, net.ErrClosed) {
+		h.elog.Printf("[info] websocket tunnel ended: %v, client: %s, upstream: %q, close: %d by %s",
+			st.Err, c.remoteIP, c.addr, st.CloseCode, st.CloseBy)
+	}
+	if q == nil {
+		return
+	}
 	q.ws = &wsLog{
 		in: st.BytesFromClient, out: st.BytesFromBackend,
 		msgsIn: st.MessagesIn, msgsOut: st.MessagesOut,
 		closeCode: st.CloseCode, closeBy: st.CloseBy, duration: st.Duration,
 	}
 	q.bytesSent = st.BytesFromBackend
-	if st.Err != nil && !errors.Is(st.Err, net.ErrClosed) {
-		h.elog.Printf("[info] websocket tunnel ended: %v, client: %s, upstream: %q, close: %d by %s",
-			st.Err, q.remoteIP, c.addr, st.CloseCode, st.CloseBy)
-	}
 	h.logRequest(q)
 }
