@@ -24,6 +24,9 @@ func TestSSEUnbuffered(t *testing.T) {
 	up.handle = func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", r.URL.Query().Get("type"))
 		w.Header().Set("Cache-Control", "no-cache")
+		if r.URL.Query().Get("accel") != "" {
+			w.Header().Set("X-Accel-Buffering", "no")
+		}
 		w.WriteHeader(200)
 		w.Write([]byte("data: first\n\n"))
 		w.(http.Flusher).Flush()
@@ -39,12 +42,53 @@ func TestSSEUnbuffered(t *testing.T) {
 server {
 	listen {{LISTEN}};
 	location /events { proxy_pass http://`+up.addr()+`; proxy_buffering off; proxy_http_version 1.1; }
+	location /buffered { proxy_pass http://`+up.addr()+`; }
 }`)
+	streamFirst(t, p, "/events?type=application/x-ndjson", release)
+}
+
+// TestStreamingWithBuffering: with the default proxy_buffering on, an
+// upstream's "X-Accel-Buffering: no" (nginx's switch) and an SSE stream
+// still reach the client event by event.
+func TestStreamingWithBuffering(t *testing.T) {
+	t.Parallel()
+	for _, target := range []string{"/buffered?type=application/x-ndjson&accel=1", "/buffered?type=text/event-stream"} {
+		release := make(chan struct{})
+		up := newRecorder(t, "sse")
+		up.handle = func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", r.URL.Query().Get("type"))
+			if r.URL.Query().Get("accel") != "" {
+				w.Header().Set("X-Accel-Buffering", "no")
+			}
+			w.WriteHeader(200)
+			w.Write([]byte("data: first\n\n"))
+			w.(http.Flusher).Flush()
+			select {
+			case <-release:
+			case <-time.After(10 * time.Second):
+			case <-r.Context().Done():
+				return
+			}
+			w.Write([]byte("data: second\n\n"))
+		}
+		p := startProxy(t, `
+server {
+	listen {{LISTEN}};
+	location /buffered { proxy_pass http://`+up.addr()+`; }
+}`)
+		streamFirst(t, p, target, release)
+	}
+}
+
+// streamFirst reads the first event of target before releasing the
+// backend to send the second.
+func streamFirst(t *testing.T, p *proxyUnderTest, target string, release chan struct{}) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	// A content type other than text/event-stream: the flushing must come
 	// from proxy_buffering off, not from sniffing SSE.
-	req, _ := http.NewRequestWithContext(ctx, "GET", p.url("/events?type=application/x-ndjson"), nil)
+	req, _ := http.NewRequestWithContext(ctx, "GET", p.url(target), nil)
 	resp, err := noRedirect.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +97,7 @@ server {
 	br := bufio.NewReader(resp.Body)
 	line, err := br.ReadString('\n')
 	if err != nil {
-		t.Fatalf("first event did not arrive before the second was sent: %v", err)
+		t.Fatalf("%s: first event did not arrive before the second was sent: %v", target, err)
 	}
 	if line != "data: first\n" {
 		t.Errorf("first line %q", line)

@@ -580,7 +580,11 @@ func (h *Handler) copyResponse(w *responseWriter, q *request, t *target, resp *h
 	if q.r.Method == http.MethodHead {
 		return
 	}
-	flush := !s.ProxyBuffering || resp.ContentLength < 0 && strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
+	// Unbuffered: proxy_buffering off, an upstream's "X-Accel-Buffering:
+	// no" (as nginx), or an event stream of unknown length (SSE works
+	// even with the default proxy_buffering on).
+	flush := !s.ProxyBuffering || strings.EqualFold(resp.Header.Get("X-Accel-Buffering"), "no") ||
+		resp.ContentLength < 0 && strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
 	buf := bufPool.Get().(*[]byte)
 	defer bufPool.Put(buf)
 	for {
