@@ -101,7 +101,6 @@ func runIdle(o *loadOptions) (*result, error) {
 	time.Sleep(o.duration)
 	held := m.sample()
 	r.Seconds = time.Since(begin).Seconds()
-	var echoed int64
 	o.forEach(conns, func(c *wsConn) error {
 		c.nc.SetDeadline(time.Now().Add(o.timeout))
 		err := c.echo(msg)
@@ -110,8 +109,7 @@ func runIdle(o *loadOptions) (*result, error) {
 		}
 		return err
 	}, t)
-	echoed = t.ops.Load()
-	r.Echoed = int(echoed)
+	r.Echoed = int(t.ops.Load())
 	r.Ops = int64(r.Held)
 	r.Errors = t.errors.Load()
 	r.FirstErr = t.firstErr
