@@ -4,6 +4,8 @@ package tunnel
 
 import (
 	"container/heap"
+	"errors"
+	"fmt"
 	"net"
 	"os"
 	"runtime"
@@ -53,14 +55,21 @@ type loop struct {
 	running bool // the loop goroutine runs; it exits when live is 0
 
 	// Owned by the loop goroutine.
-	peers   []*epPeer // by file descriptor
-	timers  timerHeap // tunnels by the time they need a look
-	due     []*epollTunnel
-	gen     uint32 // tells a descriptor's registrations apart
-	now     int64  // Tunnel.clock of the tunnel being served, at its last read
-	buf     [loopBufSize + maxControlFrame]byte
-	ctl     [maxControlFrame]byte
-	payload [maxControlPayload]byte
+	peers  []*epPeer // by file descriptor
+	timers timerHeap // tunnels by the time they need a look
+	due    []*epollTunnel
+	work   []*epollTunnel
+	events []syscall.EpollEvent
+
+	file     *os.File        // epfd, polled by Go; nil if it cannot be
+	rc       syscall.RawConn // file's
+	deadline int64           // file's read deadline in monotime, 0 if none, -1 unknown
+	exit     bool            // serveReady found the loop quiet
+	gen      uint32          // tells a descriptor's registrations apart
+	now      int64           // Tunnel.clock of the tunnel being served, at its last read
+	buf      [loopBufSize + maxControlFrame]byte
+	ctl      [maxControlFrame]byte
+	payload  [maxControlPayload]byte
 }
 
 var (
@@ -104,7 +113,17 @@ func newLoop() (*loop, error) {
 		syscall.Close(p[1])
 		return nil, os.NewSyscallError("epoll_ctl", err)
 	}
-	return &loop{epfd: epfd, wakeR: p[0], wakeW: p[1]}, nil
+	l := &loop{epfd: epfd, wakeR: p[0], wakeW: p[1], deadline: -1, events: make([]syscall.EpollEvent, 256)}
+	// Let Go's poller watch the epoll descriptor (see run).
+	if syscall.SetNonblock(epfd, true) == nil {
+		f := os.NewFile(uintptr(epfd), "epoll")
+		if f.SetReadDeadline(time.Time{}) == nil {
+			if rc, err := f.SyscallConn(); err == nil {
+				l.file, l.rc = f, rc
+			}
+		}
+	}
+	return l, nil
 }
 
 // pickLoop assigns loops round robin.
@@ -130,6 +149,13 @@ func (l *loop) end() {
 	l.mu.Lock()
 	l.live--
 	l.mu.Unlock()
+}
+
+// quiet reports whether the loop has nothing left to carry.
+func (l *loop) quiet() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.live == 0 && len(l.posted) == 0
 }
 
 // idle reports whether the loop has nothing left to carry; if so, its
@@ -188,46 +214,122 @@ func (l *loop) takePosted(into []*epollTunnel) []*epollTunnel {
 }
 
 // run is the event loop goroutine. It exits when the loop has no tunnel.
+//
+// The loop's epoll descriptor is itself polled by Go's network poller
+// (l.rc), so an idle loop is a parked goroutine, not a thread blocked in
+// epoll_wait: waking it costs no thread handoff, and the earliest tunnel
+// timer is the read deadline. If the runtime cannot poll it, the loop blocks
+// in epoll_wait instead.
 func (l *loop) run() {
-	events := make([]syscall.EpollEvent, 256)
-	var work []*epollTunnel
+	if l.rc == nil {
+		l.runBlocking()
+		return
+	}
 	for {
-		wait := -1
-		if len(l.timers) > 0 {
-			d := l.timers[0].at - monotime()
-			wait = int(max(0, (d+int64(time.Millisecond)-1)/int64(time.Millisecond)))
+		err := l.rc.Read(l.serveReady)
+		if l.exit {
+			l.exit = false
+			if l.idle() {
+				return // the loop is another goroutine's from here on
+			}
+			continue
 		}
-		n, err := syscall.EpollWait(l.epfd, events, wait)
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			panic(fmt.Errorf("tunnel: event loop: %w", err))
+		}
+		if err != nil {
+			// A passed deadline fails every Read before the callback
+			// runs: clear it; serveReady expires the timers and sets
+			// the next one.
+			l.file.SetReadDeadline(time.Time{})
+			l.deadline = 0
+		}
+	}
+}
+
+// serveReady is l.rc's read callback: it serves everything ready, then
+// returns false to park until the epoll descriptor is readable again or the
+// deadline passes, or true when the loop must exit.
+func (l *loop) serveReady(uintptr) bool {
+	for {
+		n, err := syscall.EpollWait(l.epfd, l.events, 0)
 		if err != nil {
 			if err == syscall.EINTR {
 				continue
 			}
 			panic(os.NewSyscallError("epoll_wait", err))
 		}
-		for i := 0; i < n; i++ {
-			ev := &events[i]
-			fd := int(ev.Fd)
-			if fd == l.wakeR {
-				work = l.takePosted(work)
-				for j, e := range work {
-					e.poke()
-					work[j] = nil
-				}
-				continue
-			}
-			if fd >= len(l.peers) {
-				continue
-			}
-			p := l.peers[fd]
-			if p == nil || p.gen != uint32(ev.Pad) {
-				continue // a descriptor closed earlier in this batch
-			}
-			p.e.handle(p, ev.Events)
+		l.serve(l.events[:n])
+		l.expire()
+		if l.quiet() {
+			l.exit = true
+			return true
 		}
+		// Level-triggered sockets still ready are reported again only
+		// by epoll_wait: park only when it has nothing.
+		if n == 0 {
+			break
+		}
+	}
+	var at int64
+	if len(l.timers) > 0 {
+		at = l.timers[0].at
+	}
+	if at != l.deadline {
+		var d time.Time
+		if at != 0 {
+			d = epoch.Add(time.Duration(at))
+		}
+		l.file.SetReadDeadline(d)
+		l.deadline = at
+	}
+	return false
+}
+
+// runBlocking is run for a loop whose descriptor Go cannot poll.
+func (l *loop) runBlocking() {
+	for {
+		wait := -1
+		if len(l.timers) > 0 {
+			d := l.timers[0].at - monotime()
+			wait = int(max(0, (d+int64(time.Millisecond)-1)/int64(time.Millisecond)))
+		}
+		n, err := syscall.EpollWait(l.epfd, l.events, wait)
+		if err != nil {
+			if err == syscall.EINTR {
+				continue
+			}
+			panic(os.NewSyscallError("epoll_wait", err))
+		}
+		l.serve(l.events[:n])
 		l.expire()
 		if l.idle() {
 			return
 		}
+	}
+}
+
+// serve handles a batch of readiness events.
+func (l *loop) serve(events []syscall.EpollEvent) {
+	for i := range events {
+		ev := &events[i]
+		fd := int(ev.Fd)
+		if fd == l.wakeR {
+			l.work = l.takePosted(l.work)
+			for j, e := range l.work {
+				e.poke()
+				l.work[j] = nil
+			}
+			continue
+		}
+		if fd >= len(l.peers) {
+			continue
+		}
+		p := l.peers[fd]
+		if p == nil || p.gen != uint32(ev.Pad) {
+			continue // a descriptor closed earlier in this batch
+		}
+		p.e.handle(p, ev.Events)
 	}
 }
 
