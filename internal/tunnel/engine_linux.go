@@ -26,8 +26,7 @@ type epollTunnel struct {
 	l     *loop
 	loopp atomic.Pointer[loop] // l, for wake; nil until start
 
-	conns [2]net.Conn // client, backend; until start
-	bufs  [2][]byte   // bytes already read from them; until registered
+	h *handoff // until registered
 
 	client, backend epPeer
 	c2b, b2c        epDir
@@ -49,12 +48,16 @@ type epollTunnel struct {
 	ctxSeen      bool
 }
 
+// handoff holds what New was given until the tunnel runs.
+type handoff struct {
+	conns [2]net.Conn // client, backend
+	bufs  [2][]byte   // bytes already read from them
+}
+
 // epPeer is one end of an epoll tunnel: its socket and its state as in peer.
 type epPeer struct {
 	e        *epollTunnel
 	other    *epPeer
-	in       *epDir // reads this peer
-	wr       *epDir // writes to this peer
 	fd       int
 	gen      uint32
 	events   uint32 // what the socket is polled for
@@ -75,6 +78,21 @@ type epPeer struct {
 	outSince int64   // Tunnel.clock of the last progress sending out
 }
 
+// in returns the direction reading p, wr the one writing to it.
+func (p *epPeer) in() *epDir {
+	if p.isClient {
+		return &p.e.c2b
+	}
+	return &p.e.b2c
+}
+
+func (p *epPeer) wr() *epDir {
+	if p.isClient {
+		return &p.e.b2c
+	}
+	return &p.e.c2b
+}
+
 func (p *epPeer) name() string {
 	if p.isClient {
 		return "client"
@@ -93,9 +111,9 @@ type epDir struct {
 }
 
 func newEpollTunnel(t *Tunnel, client net.Conn, clientBuffered []byte, backend net.Conn, backendBuffered []byte) *epollTunnel {
-	e := &epollTunnel{t: t, hidx: -1, conns: [2]net.Conn{client, backend}, bufs: [2][]byte{clientBuffered, backendBuffered}}
-	e.client = epPeer{e: e, other: &e.backend, in: &e.c2b, wr: &e.b2c, fd: -1, isClient: true}
-	e.backend = epPeer{e: e, other: &e.client, in: &e.b2c, wr: &e.c2b, fd: -1}
+	e := &epollTunnel{t: t, hidx: -1, h: &handoff{conns: [2]net.Conn{client, backend}, bufs: [2][]byte{clientBuffered, backendBuffered}}}
+	e.client = epPeer{e: e, other: &e.backend, fd: -1, isClient: true}
+	e.backend = epPeer{e: e, other: &e.client, fd: -1}
 	e.client.pingToken = rand.Uint64() | 1
 	e.backend.pingToken = rand.Uint64() | 1
 	e.c2b = epDir{src: &e.client, dst: &e.backend, fromClient: true}
@@ -111,18 +129,18 @@ func (e *epollTunnel) start(ctx context.Context, done func(Stats)) bool {
 	if loopsErr != nil {
 		return false
 	}
-	cfd, err := dupSocket(e.conns[0])
+	cfd, err := dupSocket(e.h.conns[0])
 	if err != nil {
 		return false
 	}
-	bfd, err := dupSocket(e.conns[1])
+	bfd, err := dupSocket(e.h.conns[1])
 	if err != nil {
 		syscall.Close(cfd)
 		return false
 	}
-	e.conns[0].Close()
-	e.conns[1].Close()
-	e.conns = [2]net.Conn{}
+	e.h.conns[0].Close()
+	e.h.conns[1].Close()
+	e.h.conns = [2]net.Conn{}
 	e.client.fd, e.backend.fd = cfd, bfd
 	e.ctx, e.done, e.began = ctx, done, time.Now()
 	e.off = int64(e.t.start.Sub(epoch))
@@ -192,13 +210,13 @@ func (e *epollTunnel) register() bool {
 		}
 	}
 	for i, d := range [2]*epDir{&e.c2b, &e.b2c} {
-		if b := e.bufs[i]; len(b) > 0 {
+		if b := e.h.bufs[i]; len(b) > 0 {
 			d.bytes += int64(len(b))
 			e.l.now = now
 			e.process(d, b)
 		}
 	}
-	e.bufs = [2][]byte{}
+	e.h = nil
 	return true
 }
 
@@ -214,6 +232,9 @@ func (e *epollTunnel) handle(p *epPeer, ev uint32) {
 	if !p.eof && (ev&(syscall.EPOLLERR|syscall.EPOLLHUP) != 0 || ev&syscall.EPOLLIN != 0 && e.readable(p)) {
 		e.read(p)
 		acted = true
+		if ev&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 && !p.eof {
+			e.l.again = true // the end behind the data is still to read
+		}
 	}
 	if !acted && ev&(syscall.EPOLLERR|syscall.EPOLLHUP) != 0 {
 		e.l.forget(p) // nothing more to learn from it
@@ -223,13 +244,13 @@ func (e *epollTunnel) handle(p *epPeer, ev uint32) {
 
 // readable reports whether p may be read: its partner is not behind.
 func (e *epollTunnel) readable(p *epPeer) bool {
-	return !p.eof && (len(p.other.out) == 0 || p.in.discard)
+	return !p.eof && (len(p.other.out) == 0 || p.in().discard)
 }
 
 // read reads p once (the loop is level-triggered: what is left, including
 // a FIN behind the data, is reported again) and forwards what came.
 func (e *epollTunnel) read(p *epPeer) {
-	d := p.in
+	d := p.in()
 	l := e.l
 	k := copy(l.buf[:], d.carry)
 	n, err := readFD(p.fd, l.buf[k:k+loopBufSize])
@@ -244,6 +265,9 @@ func (e *epollTunnel) read(p *epPeer) {
 		return
 	}
 	d.carry = nil
+	if n == loopBufSize {
+		l.again = true
+	}
 	now := e.clock()
 	l.now = now
 	d.bytes += int64(n)
@@ -279,7 +303,7 @@ func (e *epollTunnel) write(d *epDir, b []byte) {
 func (e *epollTunnel) flush(p *epPeer) {
 	n, err := writeFD(p.fd, p.out)
 	if err != nil && err != syscall.EAGAIN {
-		e.dstFailed(p.wr, os.NewSyscallError("write", err))
+		e.dstFailed(p.wr(), os.NewSyscallError("write", err))
 		return
 	}
 	if n > 0 {
@@ -416,7 +440,7 @@ func (e *epollTunnel) writeControl(d *epDir, op byte, payload []byte) {
 // nudge makes p's writer act on p's mailbox now if it is at a frame
 // boundary; otherwise it does at the next one.
 func (e *epollTunnel) nudge(p *epPeer) {
-	if d := p.wr; !d.busy && !d.midFrame() {
+	if d := p.wr(); !d.busy && !d.midFrame() {
 		e.service(d)
 	}
 }
@@ -557,7 +581,7 @@ func (e *epollTunnel) keepalive(now int64) {
 	if st := int64(opt.SendTimeout); st > 0 {
 		for _, p := range [2]*epPeer{&e.client, &e.backend} {
 			if len(p.out) > 0 && now-p.outSince >= st {
-				e.dstFailed(p.wr, os.ErrDeadlineExceeded)
+				e.dstFailed(p.wr(), os.ErrDeadlineExceeded)
 			}
 		}
 	}
@@ -633,7 +657,7 @@ func (e *epollTunnel) settle() {
 	for _, p := range [2]*epPeer{&e.client, &e.backend} {
 		var ev uint32
 		if e.readable(p) {
-			ev = syscall.EPOLLIN
+			ev = syscall.EPOLLIN | syscall.EPOLLRDHUP
 		}
 		if len(p.out) > 0 {
 			ev |= syscall.EPOLLOUT

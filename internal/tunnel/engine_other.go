@@ -9,7 +9,9 @@ import (
 
 // epollTunnel is the epoll engine's state of a tunnel; other systems have
 // only the goroutine engine.
-type epollTunnel struct {
+type epollTunnel struct{ h *handoff }
+
+type handoff struct {
 	conns [2]net.Conn
 	bufs  [2][]byte
 }

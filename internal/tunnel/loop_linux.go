@@ -65,6 +65,7 @@ type loop struct {
 	rc       syscall.RawConn // file's
 	deadline int64           // file's read deadline in monotime, 0 if none, -1 unknown
 	exit     bool            // serveReady found the loop quiet
+	again    bool            // a read filled the buffer: the socket may hold more
 	gen      uint32          // tells a descriptor's registrations apart
 	now      int64           // Tunnel.clock of the tunnel being served, at its last read
 	buf      [loopBufSize + maxControlFrame]byte
@@ -265,11 +266,16 @@ func (l *loop) serveReady(uintptr) bool {
 			l.exit = true
 			return true
 		}
-		// Level-triggered sockets still ready are reported again only
-		// by epoll_wait: park only when it has nothing.
-		if n == 0 {
+		// Go's poller watches the epoll descriptor edge-triggered: it
+		// reports new readiness (data, a FIN, an EPOLL_CTL_MOD or ADD of
+		// a ready socket), not what a level-triggered socket still had
+		// after its read. Ask epoll_wait again when that may be so: the
+		// batch was full, a read filled the buffer, or a FIN came with
+		// the data (TestDataThenFIN).
+		if n < len(l.events) && !l.again {
 			break
 		}
+		l.again = false
 	}
 	var at int64
 	if len(l.timers) > 0 {
@@ -341,12 +347,12 @@ func (l *loop) add(p *epPeer) error {
 	}
 	l.gen++
 	p.gen = l.gen
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(p.fd), Pad: int32(p.gen)}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP, Fd: int32(p.fd), Pad: int32(p.gen)}
 	if err := syscall.EpollCtl(l.epfd, syscall.EPOLL_CTL_ADD, p.fd, &ev); err != nil {
 		return os.NewSyscallError("epoll_ctl", err)
 	}
 	l.peers[p.fd] = p
-	p.events = syscall.EPOLLIN
+	p.events = ev.Events
 	p.polled = true
 	return nil
 }

@@ -267,7 +267,8 @@ func (t *Tunnel) RunAsync(ctx context.Context, done func(Stats)) {
 			return
 		}
 		// The sockets could not be taken over; they are untouched.
-		t.newGoEngine(t.ep.conns[0], t.ep.bufs[0], t.ep.conns[1], t.ep.bufs[1])
+		h := t.ep.h
+		t.newGoEngine(h.conns[0], h.bufs[0], h.conns[1], h.bufs[1])
 	}
 	go func() { done(t.runGoroutines(ctx)) }()
 }
