@@ -254,3 +254,45 @@ func testSlowReaderBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestRunAsync: done is called once, after Done is closed, for either
+// engine and for connections the epoll engine cannot take (net.Pipe).
+func TestRunAsync(t *testing.T) { bothEngines(t, testRunAsync) }
+
+func testRunAsync(t *testing.T) {
+	for _, pipe := range []bool{false, true} {
+		var c, pc net.Conn
+		if pipe {
+			c, pc = net.Pipe()
+		} else {
+			c, pc = tcpPair(t)
+		}
+		pb, b := tcpPair(t)
+		tn := New(pc, nil, pb, nil, Options{Frames: true})
+		checkEngine(t, tn, pc)
+		calls := make(chan Stats, 2)
+		tn.RunAsync(t.Context(), func(st Stats) {
+			select {
+			case <-tn.Done():
+			default:
+				t.Error("done called before Done was closed")
+			}
+			calls <- st
+		})
+		echoOnce(t, c, b, []byte("async"))
+		c.Write(wsFrame(0x88, closePayload(1000, ""), true))
+		expectClose(t, b, 1000, true)
+		b.Write(wsFrame(0x88, closePayload(1000, ""), false))
+		expectClose(t, c, 1000, false)
+		select {
+		case st := <-calls:
+			assertf(t, st.Err == nil && st.CloseCode == 1000 && st.CloseBy == "client", "stats %+v", st)
+		case <-time.After(3 * time.Second):
+			t.Fatal("done not called")
+		}
+		time.Sleep(50 * time.Millisecond)
+		assertf(t, len(calls) == 0, "done called twice")
+		c.Close()
+		b.Close()
+	}
+}

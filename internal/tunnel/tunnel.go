@@ -173,9 +173,10 @@ func (t *Tunnel) newGoEngine(client net.Conn, clientBuffered []byte, backend net
 // New prepares a tunnel between client and backend. clientBuffered and
 // backendBuffered are bytes already read from that side (for example left in
 // a bufio.Reader when the connection was hijacked); they are forwarded first
-// and must not be modified until Run returns. The tunnel owns both
-// connections from now on: Run closes them. If Run is never called the caller
-// still owns them.
+// and must not be modified until the tunnel has ended. The tunnel owns both
+// connections from now on: Run or RunAsync closes them (the epoll engine at
+// once, keeping duplicates of their sockets until the end). If neither is
+// ever called the caller still owns them.
 func New(client net.Conn, clientBuffered []byte, backend net.Conn, backendBuffered []byte, opt Options) *Tunnel {
 	if opt.PingTimeout <= 0 {
 		opt.PingTimeout = opt.PingInterval
