@@ -467,7 +467,7 @@ func connectionIsLiteral(s *config.Settings) bool {
 // keeps the headers a protocol upgrade needs.
 func (h *Handler) setHeaders(q *request, hdr http.Header, upgrade bool) {
 	s := q.set
-	p := planFor(s)
+	p := q.h.planFor(s)
 	for i, sh := range s.ProxySetHeaders {
 		v := sh.Value.Eval(q)
 		if v == "" {
@@ -513,11 +513,10 @@ type headerPlan struct {
 	passResponse map[string]bool // proxy_pass_header: shown despite defaults
 }
 
-// plans caches a headerPlan per *config.Settings (settings are immutable).
-var plans sync.Map
-
-func planFor(s *config.Settings) *headerPlan {
-	if p, ok := plans.Load(s); ok {
+// planFor returns the headerPlan of s, made once per handler (settings
+// are immutable; the cache goes away with the configuration generation).
+func (h *Handler) planFor(s *config.Settings) *headerPlan {
+	if p, ok := h.plans.Load(s); ok {
 		return p.(*headerPlan)
 	}
 	p := &headerPlan{skipRequest: map[string]bool{}, hideResponse: map[string]bool{}, passResponse: map[string]bool{}}
@@ -544,7 +543,7 @@ func planFor(s *config.Settings) *headerPlan {
 			p.passResponse[k] = true
 		}
 	}
-	actual, _ := plans.LoadOrStore(s, p)
+	actual, _ := h.plans.LoadOrStore(s, p)
 	return actual.(*headerPlan)
 }
 
@@ -552,7 +551,7 @@ func planFor(s *config.Settings) *headerPlan {
 func (h *Handler) copyResponse(w *responseWriter, q *request, t *target, resp *http.Response, cancel context.CancelFunc, readTimeout time.Duration) {
 	defer resp.Body.Close()
 	s := q.set
-	p := planFor(s)
+	p := h.planFor(s)
 	dst := w.Header()
 	var conn map[string]bool
 	for _, v := range resp.Header["Connection"] {

@@ -81,6 +81,7 @@ type Handler struct {
 	gen     int
 
 	client    *upstreamClient
+	plans     sync.Map // *config.Settings -> *headerPlan
 	ctx       context.Context
 	cancel    context.CancelFunc
 	closeOnce sync.Once

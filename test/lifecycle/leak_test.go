@@ -1,6 +1,8 @@
 package lifecycle
 
 import (
+	"github.com/wsgate/wsgate/internal/testenv"
+
 	"fmt"
 	"net/http"
 	"sync"
@@ -175,7 +177,12 @@ func TestNoLeakAfterReloads(t *testing.T) {
 	if after.threads > base.threads+4 {
 		t.Errorf("wsgate has %d threads after 50 reloads, baseline %d", after.threads, base.threads)
 	}
-	if limit := base.rssKB * 13 / 10; after.rssKB > limit {
+	// The race detector keeps shadow memory and sync metadata for every
+	// generation's objects, so a -race binary's RSS says nothing about
+	// wsgate's; .ci/run also runs this test without -race for the check.
+	if testenv.Race {
+		t.Logf("RSS check not applied to a -race build")
+	} else if limit := base.rssKB * 13 / 10; after.rssKB > limit {
 		t.Errorf("wsgate RSS %d kB after 50 reloads, baseline %d kB (limit +30%% = %d kB)", after.rssKB, base.rssKB, limit)
 	}
 }
