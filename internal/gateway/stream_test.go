@@ -21,23 +21,7 @@ func TestSSEUnbuffered(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})
 	up := newRecorder(t, "sse")
-	up.handle = func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", r.URL.Query().Get("type"))
-		w.Header().Set("Cache-Control", "no-cache")
-		if r.URL.Query().Get("accel") != "" {
-			w.Header().Set("X-Accel-Buffering", "no")
-		}
-		w.WriteHeader(200)
-		w.Write([]byte("data: first\n\n"))
-		w.(http.Flusher).Flush()
-		select {
-		case <-release:
-		case <-time.After(10 * time.Second):
-		case <-r.Context().Done():
-			return
-		}
-		w.Write([]byte("data: second\n\n"))
-	}
+	up.handle = eventsHandler(release)
 	p := startProxy(t, `
 server {
 	listen {{LISTEN}};
@@ -55,28 +39,36 @@ func TestStreamingWithBuffering(t *testing.T) {
 	for _, target := range []string{"/buffered?type=application/x-ndjson&accel=1", "/buffered?type=text/event-stream"} {
 		release := make(chan struct{})
 		up := newRecorder(t, "sse")
-		up.handle = func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", r.URL.Query().Get("type"))
-			if r.URL.Query().Get("accel") != "" {
-				w.Header().Set("X-Accel-Buffering", "no")
-			}
-			w.WriteHeader(200)
-			w.Write([]byte("data: first\n\n"))
-			w.(http.Flusher).Flush()
-			select {
-			case <-release:
-			case <-time.After(10 * time.Second):
-			case <-r.Context().Done():
-				return
-			}
-			w.Write([]byte("data: second\n\n"))
-		}
+		up.handle = eventsHandler(release)
 		p := startProxy(t, `
 server {
 	listen {{LISTEN}};
 	location /buffered { proxy_pass http://`+up.addr()+`; }
 }`)
 		streamFirst(t, p, target, release)
+	}
+}
+
+// eventsHandler sends one event, flushes, and sends the second only once
+// release is closed. ?type= sets the Content-Type, ?accel=1 adds
+// "X-Accel-Buffering: no".
+func eventsHandler(release chan struct{}) func(http.ResponseWriter, *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", r.URL.Query().Get("type"))
+		w.Header().Set("Cache-Control", "no-cache")
+		if r.URL.Query().Get("accel") != "" {
+			w.Header().Set("X-Accel-Buffering", "no")
+		}
+		w.WriteHeader(200)
+		w.Write([]byte("data: first\n\n"))
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-time.After(10 * time.Second):
+		case <-r.Context().Done():
+			return
+		}
+		w.Write([]byte("data: second\n\n"))
 	}
 }
 

@@ -1,7 +1,8 @@
 package lb
 
 import (
-	"bytes"
+	"github.com/wsgate/wsgate/internal/testenv"
+
 	"errors"
 	"net"
 	"os"
@@ -9,56 +10,16 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
 
-// syncBuffer is a bytes.Buffer safe for a subprocess's output and readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
+// syncBuffer is the shared harness's (internal/testenv).
+type syncBuffer = testenv.SyncBuffer
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-var (
-	portsMu sync.Mutex
-	ports   = map[int]bool{} // every port freePort has handed out
-)
-
-// freePort returns a loopback port that was free a moment ago and that
-// this test binary has not handed out before.
-func freePort(t testing.TB) int {
-	t.Helper()
-	portsMu.Lock()
-	defer portsMu.Unlock()
-	for range 100 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if !ports[port] {
-			ports[port] = true
-			return port
-		}
-	}
-	t.Fatal("freePort: no unused port after 100 tries")
-	return 0
-}
+// freePort is the shared harness's (internal/testenv).
+func freePort(t testing.TB) int { return testenv.FreePort(t) }
 
 // freeAddr returns "127.0.0.1:PORT" for a free port.
 func freeAddr(t testing.TB) string {

@@ -4,10 +4,8 @@ import (
 	"github.com/wsgate/wsgate/internal/testenv"
 
 	"fmt"
-	"net"
 	"os"
 	"strconv"
-	"sync"
 	"testing"
 )
 
@@ -31,32 +29,8 @@ func runMain(m *testing.M) int {
 	return m.Run()
 }
 
-var (
-	portsMu sync.Mutex
-	ports   = map[int]bool{}
-)
-
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago and
-// that no other caller in this test binary has been given.
-func freePort(t testing.TB) int {
-	t.Helper()
-	portsMu.Lock()
-	defer portsMu.Unlock()
-	for range 100 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if !ports[port] {
-			ports[port] = true
-			return port
-		}
-	}
-	t.Fatal("freePort: no unused port after 100 tries")
-	return 0
-}
+// freePort is the shared harness's (internal/testenv).
+func freePort(t testing.TB) int { return testenv.FreePort(t) }
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
