@@ -183,7 +183,7 @@ func (pk *picker) next(prevErr error) (*attempt, error) {
 			return nil, prevErr
 		}
 		pk.tries++
-		return &attempt{addr: pk.t.direct}, nil
+		return pk.record(&attempt{addr: pk.t.direct}), nil
 	}
 	if pk.tries > 0 {
 		nu := pk.q.set.NextUpstream
@@ -203,7 +203,24 @@ func (pk *picker) next(prevErr error) (*attempt, error) {
 	}
 	pk.tries++
 	pk.req.Tried = append(pk.req.Tried, s)
-	return &attempt{srv: s, addr: s.Addr()}, nil
+	return pk.record(&attempt{srv: s, addr: s.Addr()}), nil
+}
+
+// record adds the attempt's address to $upstream_addr ("a, b" after a
+// retry, as nginx writes it).
+func (pk *picker) record(a *attempt) *attempt {
+	if pk.q.upstreamAddr != "" {
+		pk.q.upstreamAddr += ", "
+	}
+	pk.q.upstreamAddr += a.addr
+	return a
+}
+
+// abandon ends an attempt the client walked away from (nginx logs 499).
+func (pk *picker) abandon(w *responseWriter, a *attempt) {
+	pk.failedQuiet(a)
+	pk.q.status = 499
+	w.wrote = true
 }
 
 // failed records a failed attempt.
@@ -258,7 +275,6 @@ func (h *Handler) proxyHTTP(w *responseWriter, q *request, t *target, depth int)
 	r := q.r
 	pk := h.newPicker(q, t)
 	var lastErr error
-	var addrs []string
 	// Small bodies are read first, as nginx's proxy_request_buffering
 	// does, so a failed attempt can be retried on the next server.
 	var body []byte
@@ -275,11 +291,9 @@ func (h *Handler) proxyHTTP(w *responseWriter, q *request, t *target, depth int)
 	for {
 		a, err := pk.next(lastErr)
 		if err != nil {
-			h.upstreamFailed(w, q, t, err, addrs, depth)
+			h.upstreamFailed(w, q, t, err, depth)
 			return
 		}
-		addrs = append(addrs, a.addr)
-		q.upstreamAddr = strings.Join(addrs, ", ")
 
 		ex := h.exchangeFor(q, t)
 		if s.PassRequestBody && r.ContentLength != 0 {
@@ -291,17 +305,14 @@ func (h *Handler) proxyHTTP(w *responseWriter, q *request, t *target, depth int)
 			default:
 				// a streamed body cannot be sent twice
 				pk.failedQuiet(a)
-				h.upstreamFailed(w, q, t, lastErr, addrs, depth)
+				h.upstreamFailed(w, q, t, lastErr, depth)
 				return
 			}
 		}
 		resp, err := h.roundTrip(r.Context(), t.https, a.addr, ex)
 		if err != nil {
 			if r.Context().Err() != nil {
-				// client went away: nginx logs 499
-				pk.failedQuiet(a)
-				q.status = 499
-				w.wrote = true
+				pk.abandon(w, a)
 				return
 			}
 			h.elog.Printf("[error] %v while connecting to or reading from upstream %q, client: %s, request: %q",
@@ -313,7 +324,7 @@ func (h *Handler) proxyHTTP(w *responseWriter, q *request, t *target, depth int)
 			if retryable(s.NextUpstream, err, 0, r.Method, sent) {
 				continue
 			}
-			h.upstreamFailed(w, q, t, err, addrs, depth)
+			h.upstreamFailed(w, q, t, err, depth)
 			return
 		}
 		cancel := func() { resp.Body.Close() }
@@ -402,7 +413,7 @@ func compileCached(raw string) (*vars.Template, error) {
 }
 
 // upstreamFailed answers 502/504 after every attempt failed.
-func (h *Handler) upstreamFailed(w *responseWriter, q *request, t *target, err error, addrs []string, depth int) {
+func (h *Handler) upstreamFailed(w *responseWriter, q *request, t *target, err error, depth int) {
 	code := statusFor(err)
 	if errors.Is(err, upstream.ErrNoServer) {
 		name := ""

@@ -26,21 +26,16 @@ func (h *Handler) proxyUpgrade(w *responseWriter, q *request, t *target, depth i
 	proto := r.Header.Get("Upgrade")
 	pk := h.newPicker(q, t)
 	var lastErr error
-	var addrs []string
 	for {
 		a, err := pk.next(lastErr)
 		if err != nil {
-			h.upstreamFailed(w, q, t, err, addrs, depth)
+			h.upstreamFailed(w, q, t, err, depth)
 			return
 		}
-		addrs = append(addrs, a.addr)
-		q.upstreamAddr = strings.Join(addrs, ", ")
 		bc, br, resp, err := h.handshake(q, t, a.addr, proto)
 		if err != nil {
 			if r.Context().Err() != nil {
-				pk.failedQuiet(a)
-				q.status = 499
-				w.wrote = true
+				pk.abandon(w, a)
 				return
 			}
 			h.elog.Printf("[error] upstream handshake failed: %v, upstream: %q, client: %s, request: %q",
@@ -50,7 +45,7 @@ func (h *Handler) proxyUpgrade(w *responseWriter, q *request, t *target, depth i
 			if retryable(s.NextUpstream, err, 0, r.Method, false) {
 				continue
 			}
-			h.upstreamFailed(w, q, t, err, addrs, depth)
+			h.upstreamFailed(w, q, t, err, depth)
 			return
 		}
 		q.upstreamCode = itoa(resp.StatusCode)
