@@ -179,3 +179,23 @@ func TestDemo(t *testing.T) {
 
 // syncBuffer is the shared harness's (internal/testenv).
 type syncBuffer = testenv.SyncBuffer
+
+// TestPrefix: relative include paths resolve against the config file's
+// folder, or against -p PREFIX when given (as nginx).
+func TestPrefix(t *testing.T) {
+	conf, prefix := t.TempDir(), t.TempDir()
+	os.MkdirAll(filepath.Join(prefix, "conf.d"), 0o755)
+	os.WriteFile(filepath.Join(prefix, "conf.d", "a.conf"), []byte("server { listen 127.0.0.1:1; return 200; }\n"), 0o644)
+	f := filepath.Join(conf, "main.conf")
+	os.WriteFile(f, []byte("events {}\nhttp { include conf.d/*.conf; }\n"), 0o644)
+	// without -p the glob (relative to the file's folder) matches nothing:
+	// a valid config with no server
+	if code, _, errs := runCLI("-t", "-c", f); code != 0 {
+		t.Fatalf("without -p: exit %d %s", code, errs)
+	}
+	os.WriteFile(filepath.Join(prefix, "conf.d", "b.conf"), []byte("server { listen 127.0.0.1:1; bogus_directive; }\n"), 0o644)
+	code, _, errs := runCLI("-t", "-p", prefix, "-c", f)
+	if code != 1 || !strings.Contains(errs, filepath.Join(prefix, "conf.d", "b.conf")+`:1: unknown directive "bogus_directive"`) {
+		t.Errorf("with -p, the include under the prefix must be read: exit %d\n%s", code, errs)
+	}
+}

@@ -2,9 +2,15 @@ package gateway
 
 import (
 	"bytes"
+	"fmt"
+	"io"
 	"log"
 	"net"
+	"net/http"
+	"strconv"
 	"sync/atomic"
+
+	"github.com/wsgate/wsgate/internal/proxy"
 )
 
 // loggingListener wraps accepted connections so that the error responses
@@ -34,15 +40,34 @@ type watchedConn struct {
 
 var statusPrefix = []byte("HTTP/1.1 4")
 
+// Write logs net/http's own error answers and replaces them with nginx's
+// small HTML page (net/http writes each one in a single Write, then
+// closes the connection).
 func (c *watchedConn) Write(p []byte) (int, error) {
-	if !c.active.Load() && bytes.HasPrefix(p, statusPrefix) {
-		line := p
-		if i := bytes.IndexByte(line, '\r'); i >= 0 {
-			line = line[:i]
-		}
-		c.elog.Printf("[info] client %s sent an invalid request, answered %q", c.RemoteAddr(), line[9:])
+	if c.active.Load() || !bytes.HasPrefix(p, statusPrefix) {
+		return c.Conn.Write(p)
 	}
-	return c.Conn.Write(p)
+	line := p
+	if i := bytes.IndexByte(line, '\r'); i >= 0 {
+		line = line[:i]
+	}
+	c.elog.Printf("[info] client %s sent an invalid request, answered %q", c.RemoteAddr(), line[9:])
+	code, _ := strconv.Atoi(string(line[9:min(len(line), 12)]))
+	title := ""
+	if code == http.StatusRequestHeaderFieldsTooLarge {
+		// nginx answers an oversized header with this 400
+		code, title = http.StatusBadRequest, "Request Header Or Cookie Too Large"
+	}
+	if code < 400 || code > 499 {
+		return c.Conn.Write(p)
+	}
+	body := proxy.ErrorBody(code, title)
+	resp := fmt.Sprintf("HTTP/1.1 %d %s\r\nServer: wsgate\r\nContent-Type: text/html\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+		code, http.StatusText(code), len(body), body)
+	if _, err := io.WriteString(c.Conn, resp); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // Unwrap returns the underlying connection (the tunnel engine works on

@@ -192,9 +192,14 @@ server {
 			if err != nil {
 				t.Fatalf("no response: %v", err)
 			}
+			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode != 400 {
 				t.Errorf("status %d, want 400", resp.StatusCode)
+			}
+			// nginx's small HTML page, whether net/http or wsgate refused it
+			if !strings.Contains(string(body), "<center><h1>400 Bad Request</h1></center>") {
+				t.Errorf("body %q, want nginx's 400 page", body)
 			}
 			ok := rawGet(t, p.addr, "/next", "example.test")
 			if ok.status != 200 || ok.body != "up" {
@@ -206,5 +211,39 @@ server {
 		if r.RequestURI != "/next" {
 			t.Errorf("a malformed request reached the upstream as %q", r.RequestURI)
 		}
+	}
+}
+
+// TestOversizedHeader: a header nginx's 8k buffers cannot hold, and one
+// net/http itself refuses, both get nginx's 400 "Request Header Or Cookie
+// Too Large" page; the next connection still works.
+func TestOversizedHeader(t *testing.T) {
+	t.Parallel()
+	up := newRecorder(t, "up")
+	p := startProxy(t, `
+server {
+	listen {{LISTEN}};
+	location / { proxy_pass http://`+up.addr()+`; }
+}`)
+	for _, size := range []int{9 << 10, 80 << 10} {
+		c, err := net.Dial("tcp", p.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nCookie: "+strings.Repeat("a", size)+"\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("%d-byte header: no response: %v", size, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		c.Close()
+		if resp.StatusCode != 400 || !strings.Contains(string(body), "<h1>400 ") {
+			t.Errorf("%d-byte header: %d %q, want nginx's 400 page", size, resp.StatusCode, body)
+		}
+	}
+	if ok := rawGet(t, p.addr, "/next", "example.test"); ok.status != 200 {
+		t.Errorf("next request: %d", ok.status)
 	}
 }

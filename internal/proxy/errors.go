@@ -109,7 +109,12 @@ func (h *Handler) writeError(w *responseWriter, q *request, code int) {
 	}
 }
 
-func errorBody(code int) string {
+func errorBody(code int) string { return ErrorBody(code, "") }
+
+// ErrorBody returns nginx's small HTML page for code; title replaces the
+// status text when set (the listener layer uses it for net/http's own
+// 400 answers).
+func ErrorBody(code int, title string) string {
 	text := http.StatusText(code)
 	switch code {
 	case 301:
@@ -121,7 +126,10 @@ func errorBody(code int) string {
 	case 414:
 		text = "Request-URI Too Large"
 	}
-	title := strconv.Itoa(code) + " " + text
-	return "<html>\r\n<head><title>" + title + "</title></head>\r\n<body>\r\n<center><h1>" + title +
+	if title != "" {
+		text = title
+	}
+	head := strconv.Itoa(code) + " " + text
+	return "<html>\r\n<head><title>" + head + "</title></head>\r\n<body>\r\n<center><h1>" + head +
 		"</h1></center>\r\n<hr><center>wsgate</center>\r\n</body>\r\n</html>\r\n"
 }
