@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"sync/atomic"
 
 	"github.com/wsgate/wsgate/internal/proxy"
 )
@@ -30,21 +29,37 @@ func (l *loggingListener) Accept() (net.Conn, error) {
 	return &watchedConn{Conn: c, elog: l.elog}, nil
 }
 
-// watchedConn notes whether a handler is running on the connection; a
-// response written while none is, is net/http's own error answer.
+// watchedConn recognizes the error answers net/http writes on its own
+// when it cannot read a request: a 4xx in one Write with no Date header
+// (every response a handler writes gets one).
 type watchedConn struct {
 	net.Conn
-	elog   *log.Logger
-	active atomic.Bool
+	elog *log.Logger
 }
 
-var statusPrefix = []byte("HTTP/1.1 4")
+var (
+	statusPrefix = []byte("HTTP/1.1 4")
+	dateHeader   = []byte("\r\nDate: ")
+	headEnd      = []byte("\r\n\r\n")
+)
+
+// ownError reports whether p is net/http's own error answer.
+func ownError(p []byte) bool {
+	if !bytes.HasPrefix(p, statusPrefix) {
+		return false
+	}
+	head := p
+	if i := bytes.Index(p, headEnd); i >= 0 {
+		head = p[:i+2]
+	}
+	return !bytes.Contains(head, dateHeader)
+}
 
 // Write logs net/http's own error answers and replaces them with nginx's
 // small HTML page (net/http writes each one in a single Write, then
 // closes the connection).
 func (c *watchedConn) Write(p []byte) (int, error) {
-	if c.active.Load() || !bytes.HasPrefix(p, statusPrefix) {
+	if !ownError(p) {
 		return c.Conn.Write(p)
 	}
 	line := p

@@ -247,3 +247,23 @@ server {
 		t.Errorf("next request: %d", ok.status)
 	}
 }
+
+// TestHandlerErrorsAreNotRewritten: a 4xx that wsgate itself answers
+// (small enough to leave in one write after the handler returned) is not
+// taken for net/http's own error answer: it keeps its body and is not
+// logged as an invalid request.
+func TestHandlerErrorsAreNotRewritten(t *testing.T) {
+	t.Parallel()
+	p := startProxy(t, `
+server {
+	listen {{LISTEN}};
+	location / { return 404 "mine"; }
+}`)
+	r := rawGet(t, p.addr, "/x", "example.test")
+	if r.status != 404 || r.body != "mine" {
+		t.Errorf("got %d %q, want 404 \"mine\"", r.status, r.body)
+	}
+	if strings.Contains(p.elog.String(), "invalid request") {
+		t.Errorf("a handler's 404 was logged as an invalid request:\n%s", p.elog.String())
+	}
+}

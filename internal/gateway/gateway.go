@@ -319,15 +319,6 @@ func (g *Gateway) listen(addr string, useTLS bool) (*listener, error) {
 		BaseContext: func(net.Listener) context.Context {
 			return proxy.WithBinding(context.Background(), addr)
 		},
-		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			if tc, ok := c.(*tls.Conn); ok {
-				c = tc.NetConn()
-			}
-			if wc, ok := c.(*watchedConn); ok {
-				return proxy.WithActiveFlag(ctx, &wc.active)
-			}
-			return ctx
-		},
 	}
 	return l, nil
 }

@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/wsgate/wsgate/internal/accesslog"
@@ -37,15 +36,6 @@ type bindKey struct{}
 // WithBinding returns ctx carrying the bind address (see BaseContext).
 func WithBinding(ctx context.Context, addr string) context.Context {
 	return context.WithValue(ctx, bindKey{}, addr)
-}
-
-type activeKey struct{}
-
-// WithActiveFlag returns ctx carrying a flag the handler sets while it
-// serves a request on the connection (the listener layer logs responses
-// net/http writes on its own, outside any handler).
-func WithActiveFlag(ctx context.Context, f *atomic.Bool) context.Context {
-	return context.WithValue(ctx, activeKey{}, f)
 }
 
 // Options configure a Handler.
@@ -236,10 +226,6 @@ func (h *Handler) dialContext(ctx context.Context, network, addr string) (net.Co
 
 // ServeHTTP handles one request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if f, ok := r.Context().Value(activeKey{}).(*atomic.Bool); ok {
-		f.Store(true)
-		defer f.Store(false)
-	}
 	q := &request{h: h, r: r, start: time.Now(), scheme: "http"}
 	if r.TLS != nil {
 		q.scheme = "https"
