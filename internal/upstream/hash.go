@@ -166,24 +166,7 @@ func (p *Pool) consistentHash(r *Request, now time.Time) *Server {
 		addr := p.points[(at+try)%len(p.points)].addr
 		// Several server lines with one address share its points; nginx
 		// picks among them by smooth weighted round robin.
-		var best *Server
-		var total int64
-		for _, s := range p.primary {
-			if s.cfg.Addr != addr || !p.usable(s, r, now) {
-				continue
-			}
-			w := s.pickWeight(now)
-			s.current += w
-			total += w
-			if s.effective < s.weight {
-				s.effective = min(s.effective+weightScale, s.weight)
-			}
-			if best == nil || s.current > best.current {
-				best = s
-			}
-		}
-		if best != nil {
-			best.current -= total
+		if best := p.smoothWeighted(p.primary, addr, r, now); best != nil {
 			return best
 		}
 	}
