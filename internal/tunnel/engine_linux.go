@@ -160,7 +160,9 @@ func (e *epollTunnel) wake() {
 	}
 }
 
-func (e *epollTunnel) clock() int64 { return e.t.clock() }
+// clock is Tunnel.clock as of the loop's last wake-up: like nginx, the
+// loop reads the time once per epoll_wait, not once per event.
+func (e *epollTunnel) clock() int64 { return e.l.tick - e.off }
 
 // poke runs on the loop for posted work: registration, Shutdown, ctx and
 // timers.
@@ -173,15 +175,13 @@ func (e *epollTunnel) poke() {
 	}
 	t := e.t
 	if !e.shutdownSeen {
-		select {
-		case <-t.shutdownc:
+		if t.shutdown.Load() {
 			e.shutdownSeen = true
 			if !t.opt.Frames {
 				e.abort = true
 			} else {
 				e.closeBoth(t.shutdownCode, t.shutdownReason, shutdownGrace)
 			}
-		default:
 		}
 	}
 	if !e.ctxSeen && e.ctx.Err() != nil {
@@ -691,7 +691,7 @@ func (e *epollTunnel) finish() {
 	e.c2b.carry, e.b2c.carry = nil, nil
 	t := e.t
 	st := t.stats(e.began, e.c2b.bytes, e.b2c.bytes, e.c2b.messages, e.b2c.messages)
-	close(t.done)
+	t.markEnded()
 	done := e.done
 	e.done, e.ctx = nil, nil
 	e.l.end()

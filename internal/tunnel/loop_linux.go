@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // forceGoroutines selects the goroutine engine for every tunnel
@@ -68,6 +69,7 @@ type loop struct {
 	again    bool            // a read filled the buffer: the socket may hold more
 	gen      uint32          // tells a descriptor's registrations apart
 	now      int64           // Tunnel.clock of the tunnel being served, at its last read
+	tick     int64           // monotime at the last wake-up (epollTunnel.clock)
 	buf      [loopBufSize + maxControlFrame]byte
 	ctl      [maxControlFrame]byte
 	payload  [maxControlPayload]byte
@@ -260,6 +262,7 @@ func (l *loop) serveReady(uintptr) bool {
 			}
 			panic(os.NewSyscallError("epoll_wait", err))
 		}
+		l.tick = monotime()
 		l.serve(l.events[:n])
 		l.expire()
 		if l.quiet() {
@@ -307,6 +310,7 @@ func (l *loop) runBlocking() {
 			}
 			panic(os.NewSyscallError("epoll_wait", err))
 		}
+		l.tick = monotime()
 		l.serve(l.events[:n])
 		l.expire()
 		if l.idle() {
@@ -412,32 +416,50 @@ func dupSocket(c net.Conn) (int, error) {
 	return nfd, nil
 }
 
-// readFD and writeFD retry on EINTR; n is 0 on error.
+// readFD and writeFD retry on EINTR; n is 0 on error. The sockets are
+// non-blocking, so the calls never wait: they skip the scheduler
+// bookkeeping of syscall.Read and syscall.Write (RawSyscall), as Go's own
+// poller does for its non-blocking descriptors' epoll calls.
 func readFD(fd int, b []byte) (int, error) {
+	var p unsafe.Pointer
+	if len(b) > 0 {
+		p = unsafe.Pointer(&b[0])
+	} else {
+		p = unsafe.Pointer(&zero)
+	}
 	for {
-		n, err := syscall.Read(fd, b)
-		if err == syscall.EINTR {
+		n, _, errno := syscall.RawSyscall(syscall.SYS_READ, uintptr(fd), uintptr(p), uintptr(len(b)))
+		if errno == syscall.EINTR {
 			continue
 		}
-		if err != nil {
-			return 0, err
+		if errno != 0 {
+			return 0, errno
 		}
-		return n, nil
+		return int(n), nil
 	}
 }
 
 func writeFD(fd int, b []byte) (int, error) {
+	var p unsafe.Pointer
+	if len(b) > 0 {
+		p = unsafe.Pointer(&b[0])
+	} else {
+		p = unsafe.Pointer(&zero)
+	}
 	for {
-		n, err := syscall.Write(fd, b)
-		if err == syscall.EINTR {
+		n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(p), uintptr(len(b)))
+		if errno == syscall.EINTR {
 			continue
 		}
-		if err != nil {
-			return 0, err
+		if errno != 0 {
+			return 0, errno
 		}
-		return n, nil
+		return int(n), nil
 	}
 }
+
+// zero is what an empty buffer points at.
+var zero uintptr
 
 // epoch is the origin of monotime.
 var epoch = time.Now()
@@ -490,6 +512,7 @@ func (l *loop) unschedule(e *epollTunnel) {
 // expire pokes the tunnels whose time has come.
 func (l *loop) expire() {
 	now := monotime()
+	l.tick = now
 	l.due = l.due[:0]
 	for len(l.timers) > 0 && l.timers[0].at <= now {
 		l.due = append(l.due, heap.Pop(&l.timers).(*epollTunnel))

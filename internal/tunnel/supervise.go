@@ -23,7 +23,9 @@ func (t *Tunnel) supervise(ctx context.Context) {
 		}
 	}()
 	ctxDone := ctx.Done()
-	shutdownc := (<-chan struct{})(t.shutdownc)
+	t.mu.Lock()
+	shutdownc := (<-chan struct{})(t.shutdownc) // made by newGoEngine
+	t.mu.Unlock()
 	for {
 		if t.shouldFinish() {
 			return

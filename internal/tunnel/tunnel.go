@@ -132,16 +132,21 @@ type Tunnel struct {
 	running atomic.Bool
 
 	shutdownOnce   sync.Once
-	shutdownc      chan struct{}
+	shutdown       atomic.Bool // Shutdown was called; code and reason are set
 	shutdownCode   uint16
 	shutdownReason string
-	done           chan struct{}
 
 	mu        sync.Mutex // guards the fields below
 	closeCode int
 	closeBy   string
 	err       error
 	tag       any
+	// The channels are made only when needed (the goroutine engine's
+	// supervisor, a caller of Done): an idle epoll tunnel is smaller
+	// without them.
+	shutdownc chan struct{} // closed by Shutdown; nil until the goroutine engine needs it
+	done      chan struct{} // closed at the end; nil until Done is called
+	ended     bool          // the tunnel has ended (done closed if made)
 }
 
 // goEngine is the state of a tunnel carried by copier goroutines.
@@ -162,6 +167,12 @@ type goEngine struct {
 // newGoEngine sets t up to be carried by copier goroutines.
 func (t *Tunnel) newGoEngine(client net.Conn, clientBuffered []byte, backend net.Conn, backendBuffered []byte) {
 	t.goEngine = &goEngine{kickc: make(chan struct{}, 1)}
+	t.mu.Lock()
+	t.shutdownc = make(chan struct{})
+	if t.shutdown.Load() {
+		close(t.shutdownc)
+	}
+	t.mu.Unlock()
 	t.client = peer{name: "client", conn: client, other: &t.backend, isClient: true}
 	t.backend = peer{name: "backend", conn: backend, other: &t.client}
 	t.client.pingToken.Store(rand.Uint64() | 1)
@@ -181,12 +192,7 @@ func New(client net.Conn, clientBuffered []byte, backend net.Conn, backendBuffer
 	if opt.PingTimeout <= 0 {
 		opt.PingTimeout = opt.PingInterval
 	}
-	t := &Tunnel{
-		opt:       opt,
-		start:     time.Now(),
-		shutdownc: make(chan struct{}),
-		done:      make(chan struct{}),
-	}
+	t := &Tunnel{opt: opt, start: time.Now()}
 	if useEpoll(client, backend) {
 		t.ep = newEpollTunnel(t, client, clientBuffered, backend, backendBuffered)
 	} else {
@@ -212,7 +218,27 @@ func (t *Tunnel) Tag() any {
 
 // Done returns a channel that is closed when the tunnel has ended and
 // released both connections.
-func (t *Tunnel) Done() <-chan struct{} { return t.done }
+func (t *Tunnel) Done() <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.done == nil {
+		t.done = make(chan struct{})
+		if t.ended {
+			close(t.done)
+		}
+	}
+	return t.done
+}
+
+// markEnded closes Done's channel, if it was made.
+func (t *Tunnel) markEnded() {
+	t.mu.Lock()
+	t.ended = true
+	if t.done != nil {
+		close(t.done)
+	}
+	t.mu.Unlock()
+}
 
 // Shutdown ends the tunnel gracefully. A frame-aware tunnel sends Close(code,
 // reason) to the client and Close 1001 (masked) to the backend, each at a frame
@@ -229,7 +255,12 @@ func (t *Tunnel) Shutdown(code uint16, reason string) {
 	t.shutdownOnce.Do(func() {
 		t.shutdownCode = code
 		t.shutdownReason = reason
-		close(t.shutdownc)
+		t.mu.Lock()
+		t.shutdown.Store(true)
+		if t.shutdownc != nil {
+			close(t.shutdownc)
+		}
+		t.mu.Unlock()
 	})
 	if t.ep != nil {
 		t.ep.wake()
@@ -302,7 +333,7 @@ func (t *Tunnel) runGoroutines(ctx context.Context) Stats {
 	t.wg.Wait()
 	t.c2b.releaseBuffer()
 	t.b2c.releaseBuffer()
-	close(t.done)
+	t.markEnded()
 	return t.stats(began, t.c2b.bytes, t.b2c.bytes, t.c2b.messages, t.b2c.messages)
 }
 
