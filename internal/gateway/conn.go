@@ -19,12 +19,16 @@ import (
 type loggingListener struct {
 	net.Listener
 	elog *log.Logger
+	tidy *tidier // counts accepts; nil if off
 }
 
 func (l *loggingListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
+	}
+	if l.tidy != nil {
+		l.tidy.accepts.Add(1)
 	}
 	return &watchedConn{Conn: c, elog: l.elog}, nil
 }

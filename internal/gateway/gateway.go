@@ -36,8 +36,9 @@ type Gateway struct {
 	gen       int
 	closing   bool
 
-	cur atomic.Pointer[generation]
-	wg  sync.WaitGroup // serve loops
+	cur  atomic.Pointer[generation]
+	wg   sync.WaitGroup // serve loops
+	tidy *tidier        // nil when WSGATE_MEMORY_TIDY=off
 }
 
 // generation is one loaded configuration and its handler. A retired
@@ -107,7 +108,12 @@ func New(elog *log.Logger) *Gateway {
 	if elog == nil {
 		elog = log.Default()
 	}
-	return &Gateway{elog: elog, tunnels: &tunnel.Registry{}, logs: accesslog.NewSet(), listeners: map[string]*listener{}}
+	g := &Gateway{elog: elog, tunnels: &tunnel.Registry{}, logs: accesslog.NewSet(), listeners: map[string]*listener{}}
+	if tidyEnabled() {
+		g.tidy = newTidier()
+		go g.tidy.run(tidyQuiet)
+	}
+	return g
 }
 
 // Tunnels returns the registry of live upgraded connections.
@@ -301,7 +307,7 @@ func (g *Gateway) listen(addr string, useTLS bool) (*listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bind() to %s failed: %w", addr, err)
 	}
-	l := &listener{addr: addr, ln: &loggingListener{Listener: ln, elog: g.elog}, tls: useTLS}
+	l := &listener{addr: addr, ln: &loggingListener{Listener: ln, elog: g.elog, tidy: g.tidy}, tls: useTLS}
 	if useTLS {
 		// Certificates come from the configuration in force at each
 		// handshake, so a reload renews them on sockets that stay open.
@@ -477,6 +483,9 @@ func (g *Gateway) waitTunnels(d time.Duration) {
 
 func (g *Gateway) finish() {
 	g.wg.Wait()
+	if g.tidy != nil {
+		g.tidy.close()
+	}
 	if gen := g.cur.Load(); gen != nil {
 		gen.retire(nil)
 	}

@@ -206,3 +206,39 @@ func TestNoLeakAfterReloads(t *testing.T) {
 		t.Errorf("wsgate RSS %d kB after 50 reloads, baseline %d kB (limit +30%% = %d kB)", after.rssKB, base.rssKB, limit)
 	}
 }
+
+// TestNoLeakBurstMemoryReturned: a burst of WebSockets that are then held
+// idle must not leave wsgate's peak heap resident. Without the memory tidy
+// (internal/gateway/tidy.go) the handshakes' garbage stays in RSS until a
+// GC that an idle proxy does not run for minutes; with it, one quiet second
+// after the burst wsgate collects and returns it, and the held WebSockets
+// cost what they really hold.
+func TestNoLeakBurstMemoryReturned(t *testing.T) {
+	b := newBackend(t)
+	p := itoa(freePort(t))
+	addr := "127.0.0.1:" + p
+	g := startGateway(t, leakConf, map[string]string{"B": b.port(), "P": p, "GEN": "0"}, addr)
+	time.Sleep(300 * time.Millisecond)
+	base := g.use()
+
+	const n = 1500
+	ws := dialMany(t, "ws://"+addr+"/ws/burst", n, 64)
+	echoAll(t, ws, 64)
+	peak := g.use()
+	held := peak
+	for deadline := time.Now().Add(4 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(250 * time.Millisecond)
+		if u := g.use(); u.rssKB < held.rssKB {
+			held = u
+		}
+	}
+	t.Logf("baseline %v; right after %d WebSockets opened %v; lowest while they were held %v", base, n, peak, held)
+	grew, kept := peak.rssKB-base.rssKB, held.rssKB-base.rssKB
+	if testenv.Race {
+		// The race detector's shadow memory is not returned.
+		t.Logf("RSS check not applied to a -race build")
+	} else if kept*10 > grew*8 {
+		t.Errorf("wsgate kept %d of the %d kB of RSS the burst added while the %d WebSockets were held idle: the burst's garbage was not returned (want at most 80%%)", kept, grew, n)
+	}
+	echoAll(t, ws, 64) // the tidy must not disturb them
+}
