@@ -22,7 +22,7 @@ else
 	: "${RUNS:=3}" "${DURATION:=10s}" "${WARMUP:=2s}" "${IDLE_CONNS:=9000}" "${HOLD:=10s}" "${GROWTH=1000 3000}"
 fi
 TARGETS=${TARGETS:-"direct wsgate nginx haproxy"}
-SCENARIOS=${SCENARIOS:-"echo idle handshake bulk http growth"}
+SCENARIOS=${SCENARIOS:-"echo idle handshake bulk http http-pooled growth"}
 ECHO_CONNS=${ECHO_CONNS:-50}
 ECHO_SIZE=${ECHO_SIZE:-64}
 HS_CONNS=${HS_CONNS:-50}
@@ -99,6 +99,18 @@ http { access_log off;
       proxy_set_header Upgrade \$http_upgrade; proxy_set_header Connection \$connection_upgrade; proxy_set_header Host \$host; proxy_read_timeout 3600s; } } }
 EOF
 
+# The same file with the plain-request location set up the way nginx documents
+# for upstream keep-alive (proxy_http_version 1.1, Connection cleared,
+# keepalive in the upstream): nginx, like wsgate, then pools upstream
+# connections. Used, by nginx and wsgate alike, for the http-pooled scenario.
+cat >"$TMP/nginx-pooled.conf" <<EOF
+worker_processes 1; daemon off; pid $TMP/nginx.pid; error_log stderr; events { worker_connections 20000; }
+http { access_log off;
+  upstream websocket { server 127.0.0.1:$BACKEND_PORT; keepalive 64; }
+  server { listen 127.0.0.1:$PROXY_PORT; location / { proxy_pass http://websocket; proxy_http_version 1.1;
+      proxy_set_header Upgrade \$http_upgrade; proxy_set_header Connection ""; proxy_set_header Host \$host; proxy_read_timeout 3600s; } } }
+EOF
+
 # HAProxy doing the same work: WebSocket tunnels held for an hour, and —
 # like the nginx config, which sends "Connection: close" upstream for every
 # request without Upgrade — a new backend connection per plain request.
@@ -121,6 +133,11 @@ frontend fe
 backend websocket
     server s1 127.0.0.1:$BACKEND_PORT
 EOF
+
+# For http-pooled: the same without "option http-server-close", so HAProxy
+# keeps server connections alive and reuses them (2.6's default, http-reuse
+# safe).
+grep -Ev '^[[:space:]]*option[[:space:]]+http-server-close[[:space:]]*$' "$TMP/haproxy.cfg" >"$TMP/haproxy-pooled.cfg"
 
 # --- processes -------------------------------------------------------------
 
@@ -155,11 +172,16 @@ stop_pid() {
 	wait "$1" 2>/dev/null || true
 }
 
-# start_target NAME: start the proxy, set PROXY_PID and URL. On failure,
-# set START_ERR and return 1.
+# CONF selects the config variant a proxy starts with: empty for nginx.conf
+# and haproxy.cfg, "pooled" for nginx-pooled.conf and haproxy-pooled.cfg.
+# run_scenario sets it for one run_one call (CONF=pooled run_one ...).
+CONF=""
+
+# start_target NAME: start the proxy with the CONF variant of its config, set
+# PROXY_PID and URL. On failure, set START_ERR and return 1.
 start_target() {
 	PROXY_PID="" START_ERR="" URL="ws://127.0.0.1:$PROXY_PORT/"
-	local errlog="$TMP/$1.err"
+	local errlog="$TMP/$1.err" suffix=${CONF:+-$CONF}
 	if [[ $1 != direct ]] && port_busy "$PROXY_PORT"; then
 		START_ERR="port $PROXY_PORT is already in use"
 		return 1
@@ -170,17 +192,17 @@ start_target() {
 		return 0
 		;;
 	nginx)
-		taskset -c "$PROXY_CPU" nginx -e stderr -c "$TMP/nginx.conf" 2>"$errlog" &
+		taskset -c "$PROXY_CPU" nginx -e stderr -c "$TMP/nginx$suffix.conf" 2>"$errlog" &
 		;;
 	haproxy)
-		taskset -c "$PROXY_CPU" haproxy -db -f "$TMP/haproxy.cfg" 2>"$errlog" &
+		taskset -c "$PROXY_CPU" haproxy -db -f "$TMP/haproxy$suffix.cfg" 2>"$errlog" &
 		;;
 	wsgate)
 		if [[ -n $WSGATE_ERR ]]; then
 			START_ERR=$WSGATE_ERR
 			return 1
 		fi
-		GOMAXPROCS=1 taskset -c "$PROXY_CPU" bin/wsgate -c "$TMP/nginx.conf" 2>"$errlog" &
+		GOMAXPROCS=1 taskset -c "$PROXY_CPU" bin/wsgate -c "$TMP/nginx$suffix.conf" 2>"$errlog" &
 		;;
 	*)
 		START_ERR="unknown target $1"
@@ -239,6 +261,7 @@ run_scenario() {
 	handshake) run_one "$t" handshake handshake "${common[@]}" -conns "$HS_CONNS" -size 64 ;;
 	bulk) run_one "$t" bulk bulk "${common[@]}" -conns "$BULK_CONNS" -size "$BULK_SIZE" ;;
 	http) run_one "$t" http http "${common[@]}" -conns "$HTTP_CONNS" ;;
+	http-pooled) CONF=pooled run_one "$t" http "http, pooled upstream" "${common[@]}" -conns "$HTTP_CONNS" ;;
 	growth)
 		local n
 		for n in $GROWTH; do
