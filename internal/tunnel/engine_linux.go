@@ -682,7 +682,9 @@ func (e *epollTunnel) finish() {
 	}
 	for _, p := range [2]*epPeer{&e.client, &e.backend} {
 		if p.fd >= 0 {
-			e.l.forget(p)
+			// The duplicate is the socket's last descriptor: closing it
+			// takes it out of the epoll set, no EPOLL_CTL_DEL needed.
+			e.l.release(p)
 			syscall.Close(p.fd)
 			p.fd = -1
 		}

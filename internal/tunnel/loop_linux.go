@@ -382,8 +382,18 @@ func (l *loop) forget(p *epPeer) {
 	l.peers[p.fd] = nil
 }
 
-// dupSocket returns a close-on-exec duplicate of c's socket, set
-// non-blocking. The caller closes c, taking the socket out of Go's poller.
+// release drops p from the loop's table before its socket is closed;
+// closing the socket's last descriptor removes it from the epoll set.
+func (l *loop) release(p *epPeer) {
+	if p.polled {
+		p.polled = false
+		l.peers[p.fd] = nil
+	}
+}
+
+// dupSocket returns a close-on-exec duplicate of c's socket (non-blocking,
+// as Go made it). The caller closes c, taking the socket out of Go's
+// poller.
 func dupSocket(c net.Conn) (int, error) {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
@@ -409,10 +419,8 @@ func dupSocket(c net.Conn) (int, error) {
 	if err != nil {
 		return -1, err
 	}
-	if err := syscall.SetNonblock(nfd, true); err != nil {
-		syscall.Close(nfd)
-		return -1, os.NewSyscallError("fcntl", err)
-	}
+	// No F_SETFL: O_NONBLOCK belongs to the open file description, which
+	// the duplicate shares with Go's socket, already non-blocking.
 	return nfd, nil
 }
 
