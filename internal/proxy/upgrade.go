@@ -65,6 +65,7 @@ func (h *Handler) proxyUpgrade(w *responseWriter, q *request, t *target, depth i
 				pk.t.pool.Success(a.srv)
 				pk.setSticky(w.Header(), a.srv)
 			}
+			bc.SetReadDeadline(time.Time{})
 			resp.Body = struct {
 				io.Reader
 				io.Closer
@@ -124,12 +125,14 @@ func (h *Handler) handshake(q *request, t *target, addr, proto string) (net.Conn
 	hdr.Del("Content-Length")
 	var b strings.Builder
 	b.Grow(512)
-	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: %s\r\nUpgrade: %s\r\nConnection: upgrade\r\n", q.r.Method, t.uri, host, proto)
+	for _, s := range [...]string{q.r.Method, " ", t.uri, " HTTP/1.1\r\nHost: ", host, "\r\nUpgrade: ", proto, "\r\nConnection: upgrade\r\n"} {
+		b.WriteString(s)
+	}
 	for k, vs := range hdr {
 		for _, v := range vs {
 			b.WriteString(k)
 			b.WriteString(": ")
-			b.WriteString(strings.NewReplacer("\r", " ", "\n", " ").Replace(v))
+			b.WriteString(headerValueReplacer.Replace(v))
 			b.WriteString("\r\n")
 		}
 	}
@@ -163,7 +166,8 @@ func (h *Handler) handshake(q *request, t *target, addr, proto string) (net.Conn
 		}
 		return nil, nil, nil, fmt.Errorf("%w: %v", errInvalidHeader, err)
 	}
-	bc.SetReadDeadline(time.Time{})
+	// The read deadline stays: copyResponse bounds a non-101 answer's
+	// body itself, and the tunnel clears it.
 	return bc, br, resp, nil
 }
 
@@ -220,8 +224,8 @@ func (h *Handler) runTunnel(w *responseWriter, q *request, t *target, a *attempt
 		bc.Close()
 		return
 	}
-	cc.SetWriteDeadline(time.Time{})
-	cc.SetReadDeadline(time.Time{})
+	// The tunnel clears what is left of the handshake's deadlines (or
+	// takes the sockets out of Go's poller, and them with it).
 	var clientBuf, backendBuf []byte
 	if n := cbuf.Reader.Buffered(); n > 0 {
 		p, _ := cbuf.Reader.Peek(n)
