@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/wsgate/wsgate/internal/tunnel"
@@ -113,34 +114,13 @@ func (h *Handler) handshake(q *request, t *target, addr, proto string) (net.Conn
 		}
 		bc = tc
 	}
-	hdr := make(http.Header, len(q.r.Header)+4)
-	h.setHeaders(q, hdr, true)
-	host := hdr.Get("Host")
-	if _, ok := hdr["Host"]; !ok {
-		host = t.host
-	}
-	hdr.Del("Host")
-	hdr.Del("Connection")
-	hdr.Del("Upgrade")
-	hdr.Del("Content-Length")
-	var b strings.Builder
-	b.Grow(512)
-	for _, s := range [...]string{q.r.Method, " ", t.uri, " HTTP/1.1\r\nHost: ", host, "\r\nUpgrade: ", proto, "\r\nConnection: upgrade\r\n"} {
-		b.WriteString(s)
-	}
-	for k, vs := range hdr {
-		for _, v := range vs {
-			b.WriteString(k)
-			b.WriteString(": ")
-			b.WriteString(headerValueReplacer.Replace(v))
-			b.WriteString("\r\n")
-		}
-	}
-	b.WriteString("\r\n")
+	bp := handshakeBufs.Get().(*[]byte)
+	defer handshakeBufs.Put(bp)
+	*bp = h.appendHandshake((*bp)[:0], q, t, proto)
 	if s.ProxySendTimeout > 0 {
 		bc.SetWriteDeadline(time.Now().Add(s.ProxySendTimeout))
 	}
-	if _, err := io.WriteString(bc, b.String()); err != nil {
+	if _, err := bc.Write(*bp); err != nil {
 		bc.Close()
 		return nil, nil, nil, &dialError{addr: addr, err: err}
 	}
@@ -169,6 +149,106 @@ func (h *Handler) handshake(q *request, t *target, addr, proto string) (net.Conn
 	// The read deadline stays: copyResponse bounds a non-101 answer's
 	// body itself, and the tunnel clears it.
 	return bc, br, resp, nil
+}
+
+// handshakeBufs holds the buffers upstream handshakes are written into.
+var handshakeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// appendHandshake appends the upstream upgrade request for q to dst: the
+// request line, Host, "Upgrade: proto" and "Connection: upgrade", then the
+// headers a proxied request carries (setHeaders: the proxy_set_header
+// values and the client's end-to-end headers), less the Host, Connection,
+// Upgrade and Content-Length already decided. It allocates nothing beyond
+// dst's growth and what variables evaluate to.
+func (h *Handler) appendHandshake(dst []byte, q *request, t *target, proto string) []byte {
+	s := q.set
+	p := h.planFor(s)
+	host, hostSet := t.host, false
+	for i, k := range p.setNames {
+		if k == "Host" {
+			if v := s.ProxySetHeaders[i].Value.Eval(q); v != "" {
+				if !hostSet {
+					host = v
+				}
+				hostSet = true
+			}
+		}
+	}
+	dst = append(dst, q.r.Method...)
+	dst = append(dst, ' ')
+	dst = append(dst, t.uri...)
+	dst = append(dst, " HTTP/1.1\r\nHost: "...)
+	dst = append(dst, host...)
+	dst = append(dst, "\r\nUpgrade: "...)
+	dst = append(dst, proto...)
+	dst = append(dst, "\r\nConnection: upgrade\r\n"...)
+	h.eachUpstreamHeader(q, p, func(k, v string) {
+		switch k {
+		case "Host", "Connection", "Upgrade", "Content-Length":
+			return
+		}
+		dst = append(dst, k...)
+		dst = append(dst, ": "...)
+		dst = appendHeaderValue(dst, v)
+		dst = append(dst, "\r\n"...)
+	})
+	return append(dst, "\r\n"...)
+}
+
+// appendHeaderValue appends v with CR and LF replaced by spaces.
+func appendHeaderValue(dst []byte, v string) []byte {
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c == '\r' || c == '\n' {
+			c = ' '
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+// eachUpstreamHeader calls fn for every header setHeaders would put in a
+// proxied request's header (the proxy_set_header values that are not
+// empty, then the client's headers that pass), in that order, without
+// building a map.
+func (h *Handler) eachUpstreamHeader(q *request, p *headerPlan, fn func(k, v string)) {
+	s := q.set
+	for i, sh := range s.ProxySetHeaders {
+		if v := sh.Value.Eval(q); v != "" {
+			fn(p.setNames[i], v)
+		}
+	}
+	if !s.PassRequestHeaders {
+		return
+	}
+	conn := q.r.Header["Connection"]
+	for k, vs := range q.r.Header {
+		if p.skipRequest[k] || connectionListed(conn, k) {
+			continue
+		}
+		for _, v := range vs {
+			fn(k, v)
+		}
+	}
+}
+
+// connectionListed reports whether the Connection header values name k
+// (a hop-by-hop header of this connection). k is canonical.
+func connectionListed(conn []string, k string) bool {
+	for _, v := range conn {
+		for v != "" {
+			tok := v
+			if i := strings.IndexByte(v, ','); i >= 0 {
+				tok, v = v[:i], v[i+1:]
+			} else {
+				v = ""
+			}
+			if strings.EqualFold(strings.TrimSpace(tok), k) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // runTunnel completes the client side of the upgrade and carries the
