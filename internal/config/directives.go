@@ -116,8 +116,11 @@ var directives = map[string]spec{
 	"resolver":              {ctx: ctxHSL, min: 1, max: -1, ignored: true, note: "wsgate resolves names with the system resolver"},
 	"resolver_timeout":      {ctx: ctxHSL, min: 1, max: 1, ignored: true},
 	"client_header_timeout": {ctx: ctxHTTP | ctxServer, min: 1, max: 1},
-	"client_body_timeout":   {ctx: ctxHSL, min: 1, max: 1},
-	"send_timeout":          {ctx: ctxHSL, min: 1, max: 1},
+	// request header names (see dropInvalidHeaders in internal/proxy)
+	"underscores_in_headers": {ctx: ctxHTTP | ctxServer, min: 1, max: 1},
+	"ignore_invalid_headers": {ctx: ctxHTTP | ctxServer, min: 1, max: 1},
+	"client_body_timeout":    {ctx: ctxHSL, min: 1, max: 1},
+	"send_timeout":           {ctx: ctxHSL, min: 1, max: 1},
 
 	// proxy
 	"proxy_pass":                  {ctx: ctxLocation, min: 1, max: 1},
@@ -248,8 +251,7 @@ var unimplemented = map[string]bool{
 	"lua_package_path": true, "content_by_lua_block": true, "access_by_lua_block": true, "more_set_headers": true,
 	"add_trailer": true, "secure_link": true, "mp4": true, "flv": true, "dav_methods": true, "perl": true,
 	"js_import": true, "js_content": true, "empty_gif": true, "stub_status": true, "random_index": true,
-	"ssl": true, "listen_backlog": true, "underscores_in_headers": true, "ignore_invalid_headers": true,
-
+	"ssl": true, "listen_backlog": true,
 	"disable_symlinks": true, "internal_redirect": true,
 }
 

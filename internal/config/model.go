@@ -153,6 +153,12 @@ type Settings struct {
 	Access     []AccessRule
 	AccessLogs []AccessLog // empty with AccessLogOff = off
 
+	// UnderscoresInHeaders and IgnoreInvalidHeaders (http, server)
+	// decide which request header fields count: see dropInvalidHeaders
+	// in internal/proxy.
+	UnderscoresInHeaders bool // default off
+	IgnoreInvalidHeaders bool // default on
+
 	ClientMaxBodySize int64         // default 1 MiB; 0 = unlimited
 	KeepaliveTimeout  time.Duration // default 75s
 	SendTimeout       time.Duration // default 60s

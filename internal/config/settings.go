@@ -29,21 +29,22 @@ func effective(chain []level) level {
 func (c *compiler) settings(chain []level, types map[string]string, loc *Location) *Settings {
 	eff := effective(chain)
 	s := &Settings{
-		Root:                vars.MustCompile(filepath.Join(c.cfg.Prefix, "html")),
-		Index:               []*vars.Template{vars.MustCompile("index.html")},
-		DefaultType:         "text/plain",
-		Types:               types,
-		ProxyHTTPVersion:    "1.0",
-		ProxyConnectTimeout: 60 * time.Second,
-		ProxyReadTimeout:    60 * time.Second,
-		ProxySendTimeout:    60 * time.Second,
-		ProxyBuffering:      true,
-		PassRequestHeaders:  true,
-		PassRequestBody:     true,
-		ClientMaxBodySize:   1 << 20,
-		KeepaliveTimeout:    75 * time.Second,
-		SendTimeout:         60 * time.Second,
-		NextUpstream:        NextUpstream{Error: true, Timeout: true},
+		Root:                 vars.MustCompile(filepath.Join(c.cfg.Prefix, "html")),
+		Index:                []*vars.Template{vars.MustCompile("index.html")},
+		DefaultType:          "text/plain",
+		Types:                types,
+		ProxyHTTPVersion:     "1.0",
+		ProxyConnectTimeout:  60 * time.Second,
+		ProxyReadTimeout:     60 * time.Second,
+		ProxySendTimeout:     60 * time.Second,
+		ProxyBuffering:       true,
+		PassRequestHeaders:   true,
+		PassRequestBody:      true,
+		ClientMaxBodySize:    1 << 20,
+		IgnoreInvalidHeaders: true,
+		KeepaliveTimeout:     75 * time.Second,
+		SendTimeout:          60 * time.Second,
+		NextUpstream:         NextUpstream{Error: true, Timeout: true},
 		WebSocket: WebSocketSettings{
 			Frames:       true,
 			PingInterval: 30 * time.Second,
@@ -156,6 +157,8 @@ func (c *compiler) settings(chain []level, types map[string]string, loc *Locatio
 	timeOf("proxy_send_timeout", &s.ProxySendTimeout)
 	timeOf("keepalive_timeout", &s.KeepaliveTimeout)
 	timeOf("send_timeout", &s.SendTimeout)
+	flagOf("underscores_in_headers", &s.UnderscoresInHeaders)
+	flagOf("ignore_invalid_headers", &s.IgnoreInvalidHeaders)
 	flagOf("proxy_buffering", &s.ProxyBuffering)
 	flagOf("proxy_pass_request_headers", &s.PassRequestHeaders)
 	flagOf("proxy_pass_request_body", &s.PassRequestBody)

@@ -266,6 +266,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	h.dropInvalidHeaders(q)
 	target := r.RequestURI
 	if strings.HasPrefix(target, "http://") || strings.HasPrefix(target, "https://") {
 		// absolute-form: use its path and query
@@ -284,6 +285,50 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	q.uri, q.args, q.hasArgs = uri, query, hasQ
 	h.process(rw, q, 0, false)
+}
+
+// dropInvalidHeaders applies ignore_invalid_headers and
+// underscores_in_headers as nginx does: a header name is valid when it
+// holds only letters, digits and "-", and "_" too with
+// underscores_in_headers on; with ignore_invalid_headers on (the default)
+// an invalid field is dropped, so it is neither passed upstream nor seen
+// by $http_NAME; with it off every field is kept. nginx checks each line
+// with the server known when it reads it (the listen socket's default
+// server before the Host line, the name-based one after it); clients send
+// Host first, so wsgate checks them all with the server that handles the
+// request.
+func (h *Handler) dropInvalidHeaders(q *request) {
+	s := q.srv.Settings
+	for k, vs := range q.r.Header {
+		valid, underscore := headerNameValid(k, s.UnderscoresInHeaders)
+		if valid || !s.IgnoreInvalidHeaders {
+			q.underscores = q.underscores || underscore
+			continue
+		}
+		for _, v := range vs {
+			h.elog.Printf("[info] client sent invalid header line: %q, client: %s", k+": "+v, q.remoteIP)
+		}
+		delete(q.r.Header, k)
+	}
+}
+
+// headerNameValid reports whether name is a valid header name for nginx
+// (letters, digits, "-", and "_" when underscores are allowed), and
+// whether it holds an underscore.
+func headerNameValid(name string, underscores bool) (valid, underscore bool) {
+	valid = true
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-':
+		case c == '_':
+			underscore = true
+			valid = valid && underscores
+		default:
+			valid = false
+		}
+	}
+	return valid, underscore
 }
 
 // process routes q.uri to a location and answers. depth counts internal

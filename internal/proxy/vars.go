@@ -40,6 +40,10 @@ type request struct {
 	proxyHost    string
 	upstreamCode string
 
+	// underscores is set when a request header kept its "_" (see
+	// dropInvalidHeaders): $http_NAME then looks for those names too.
+	underscores bool
+
 	ws       *wsLog // set for upgraded connections
 	detached bool   // a tunnelCarrier logs the request when it ends
 	mapDepth int
@@ -166,7 +170,7 @@ func (q *request) Var(name string) (string, bool) {
 	}
 	switch {
 	case strings.HasPrefix(name, "http_"):
-		return strings.Join(r.Header.Values(headerName(name[5:])), ", "), true
+		return q.headerVar(name[5:]), true
 	case strings.HasPrefix(name, "sent_http_"):
 		return "", true
 	case strings.HasPrefix(name, "arg_"):
@@ -235,6 +239,52 @@ func (q *request) wsVar(name string) string {
 
 func requestID(q *request) string {
 	return strconv.FormatInt(q.start.UnixNano(), 16) + q.remotePort
+}
+
+// headerVar is $http_NAME: the values of every request header whose
+// name, lowercased and with "-" read as "_", is NAME, joined by ", ".
+func (q *request) headerVar(name string) string {
+	vs := q.r.Header.Values(headerName(name))
+	if q.underscores && strings.IndexByte(name, '_') >= 0 {
+		// names written with "_" ("X_Real_IP") match too, as in nginx
+		var more []string
+		for k, kvs := range q.r.Header {
+			if strings.IndexByte(k, '_') >= 0 && len(k) == len(name) && headerVarMatch(k, name) {
+				more = append(more, kvs...)
+			}
+		}
+		if len(more) > 0 {
+			vs = append(append([]string(nil), vs...), more...)
+		}
+	}
+	switch len(vs) {
+	case 0:
+		return ""
+	case 1:
+		return vs[0]
+	}
+	return strings.Join(vs, ", ")
+}
+
+// headerVarMatch compares a header name with a variable suffix of the
+// same length the way nginx does: case-insensitively, "-" as "_".
+func headerVarMatch(header, name string) bool {
+	for i := 0; i < len(header); i++ {
+		c := header[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		} else if c == '-' {
+			c = '_'
+		}
+		n := name[i]
+		if 'A' <= n && n <= 'Z' {
+			n += 'a' - 'A'
+		}
+		if c != n {
+			return false
+		}
+	}
+	return true
 }
 
 // headerName turns an nginx variable suffix ("x_real_ip") into a header
