@@ -151,6 +151,15 @@ func (h *Handler) handshake(q *request, t *target, addr, proto string) (net.Conn
 	return bc, br, resp, nil
 }
 
+// hopSet is hopHeaders as a set of canonical names.
+var hopSet = func() map[string]bool {
+	m := map[string]bool{}
+	for _, k := range hopHeaders {
+		m[k] = true
+	}
+	return m
+}()
+
 // handshakeBufs holds the buffers upstream handshakes are written into.
 var handshakeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
@@ -282,24 +291,28 @@ func (h *Handler) runTunnel(w *responseWriter, q *request, t *target, a *attempt
 
 	// The 101 to the client: the upstream's headers minus hop-by-hop and
 	// hidden ones, then Upgrade/Connection as the protocol needs.
-	var b strings.Builder
-	b.WriteString("HTTP/1.1 101 Switching Protocols\r\n")
 	s := q.set
+	p := h.planFor(s)
+	bp := handshakeBufs.Get().(*[]byte)
+	defer handshakeBufs.Put(bp)
+	b := append((*bp)[:0], "HTTP/1.1 101 Switching Protocols\r\n"...)
 	for k, vs := range resp.Header {
-		lk := strings.ToLower(k)
-		if isHop(lk) || lk == "content-length" {
-			continue
-		}
-		if hide, set := s.ProxyHideHeaders[lk]; set && hide || !set && (hiddenResponse[lk] || strings.HasPrefix(lk, "x-accel-")) {
+		if hopSet[k] || p.hideResponse[k] || k == "Content-Length" || !p.passResponse[k] && strings.HasPrefix(k, "X-Accel-") {
 			continue
 		}
 		for _, v := range vs {
-			b.WriteString(k + ": " + v + "\r\n")
+			b = append(b, k...)
+			b = append(b, ": "...)
+			b = append(b, v...)
+			b = append(b, "\r\n"...)
 		}
 	}
-	b.WriteString("Server: wsgate\r\nUpgrade: " + resp.Header.Get("Upgrade") + "\r\nConnection: upgrade\r\n\r\n")
+	b = append(b, "Server: wsgate\r\nUpgrade: "...)
+	b = append(b, resp.Header.Get("Upgrade")...)
+	b = append(b, "\r\nConnection: upgrade\r\n\r\n"...)
+	*bp = b
 	cc.SetWriteDeadline(time.Now().Add(s.SendTimeout))
-	if _, err := io.WriteString(cc, b.String()); err != nil {
+	if _, err := cc.Write(b); err != nil {
 		cc.Close()
 		bc.Close()
 		return
