@@ -7,6 +7,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wsgate/wsgate/internal/config"
@@ -290,8 +292,23 @@ func headerVarMatch(header, name string) bool {
 // headerName turns an nginx variable suffix ("x_real_ip") into a header
 // name ("X-Real-Ip").
 func headerName(s string) string {
-	return http.CanonicalHeaderKey(strings.ReplaceAll(s, "_", "-"))
+	if k, ok := headerNames.Load(s); ok {
+		return k.(string)
+	}
+	k := http.CanonicalHeaderKey(strings.ReplaceAll(s, "_", "-"))
+	if headerNamesLen.Add(1) <= 4096 {
+		headerNames.Store(s, k)
+	}
+	return k
 }
+
+// headerNames caches headerName: the names come from the configuration's
+// $http_NAME variables, a small fixed set, and every request asks again.
+// headerNamesLen bounds it all the same.
+var (
+	headerNames    sync.Map
+	headerNamesLen atomic.Int32
+)
 
 // argValue returns the first value of name in the raw query, undecoded
 // as nginx's $arg_NAME is.
