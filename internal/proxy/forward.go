@@ -625,15 +625,6 @@ func (h *Handler) copyResponse(w *responseWriter, q *request, t *target, resp *h
 	}
 }
 
-func isHop(lk string) bool {
-	for _, k := range hopHeaders {
-		if strings.ToLower(k) == lk {
-			return true
-		}
-	}
-	return false
-}
-
 // rewriteLocation applies "proxy_redirect default": the proxy_pass URL
 // in a Location header becomes the location's path.
 func rewriteLocation(loc string, p *config.Proxy, l *config.Location) string {
