@@ -159,9 +159,17 @@ type Settings struct {
 	UnderscoresInHeaders bool // default off
 	IgnoreInvalidHeaders bool // default on
 
-	ClientMaxBodySize int64         // default 1 MiB; 0 = unlimited
-	KeepaliveTimeout  time.Duration // default 75s
-	SendTimeout       time.Duration // default 60s
+	ClientMaxBodySize int64 // default 1 MiB; 0 = unlimited
+	// KeepaliveTimeout is how long a client keep-alive connection may
+	// idle after a response of this location (default 75s); 0 closes the
+	// connection after the response. KeepaliveHeader is the optional
+	// second value, sent as "Keep-Alive: timeout=N" (0 = not sent).
+	KeepaliveTimeout time.Duration
+	KeepaliveHeader  time.Duration
+	// ClientHeaderTimeout (http, server; default 60s) bounds the wait for
+	// a request head; it is taken from the listen socket's default server.
+	ClientHeaderTimeout time.Duration
+	SendTimeout         time.Duration // default 60s
 
 	WebSocket WebSocketSettings
 

@@ -44,6 +44,7 @@ func (c *compiler) settings(chain []level, types map[string]string, loc *Locatio
 		IgnoreInvalidHeaders: true,
 		KeepaliveTimeout:     75 * time.Second,
 		SendTimeout:          60 * time.Second,
+		ClientHeaderTimeout:  60 * time.Second,
 		NextUpstream:         NextUpstream{Error: true, Timeout: true},
 		WebSocket: WebSocketSettings{
 			Frames:       true,
@@ -155,7 +156,20 @@ func (c *compiler) settings(chain []level, types map[string]string, loc *Locatio
 	timeOf("proxy_connect_timeout", &s.ProxyConnectTimeout)
 	timeOf("proxy_read_timeout", &s.ProxyReadTimeout)
 	timeOf("proxy_send_timeout", &s.ProxySendTimeout)
-	timeOf("keepalive_timeout", &s.KeepaliveTimeout)
+	if d := one("keepalive_timeout"); d != nil {
+		v, e := parseTime(d, 0)
+		c.err(e)
+		s.KeepaliveTimeout = v
+		if len(d.Args) == 2 {
+			// nginx reads the header time in seconds (no "ms")
+			v, err := ParseDuration(d.Args[1])
+			if err != nil || strings.Contains(d.Args[1], "ms") {
+				c.err(d.Errorf("%q directive invalid value %q", d.Name, d.Args[1]))
+			}
+			s.KeepaliveHeader = v
+		}
+	}
+	timeOf("client_header_timeout", &s.ClientHeaderTimeout)
 	timeOf("send_timeout", &s.SendTimeout)
 	flagOf("underscores_in_headers", &s.UnderscoresInHeaders)
 	flagOf("ignore_invalid_headers", &s.IgnoreInvalidHeaders)

@@ -307,7 +307,16 @@ func (g *Gateway) listen(addr string, useTLS bool) (*listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bind() to %s failed: %w", addr, err)
 	}
-	l := &listener{addr: addr, ln: &loggingListener{Listener: ln, elog: g.elog, tidy: g.tidy}, tls: useTLS}
+	// client_header_timeout and keepalive_timeout are kept per
+	// connection, from the configuration in force (see
+	// proxy.ClientConns): a reload changes them without a new server.
+	conns := proxy.NewClientConns(addr, func() *proxy.Handler {
+		if gen := g.cur.Load(); gen != nil {
+			return gen.h
+		}
+		return nil
+	})
+	l := &listener{addr: addr, ln: conns.Listener(&loggingListener{Listener: ln, elog: g.elog, tidy: g.tidy}), tls: useTLS}
 	if useTLS {
 		// Certificates come from the configuration in force at each
 		// handshake, so a reload renews them on sockets that stay open.
@@ -317,14 +326,14 @@ func (g *Gateway) listen(addr string, useTLS bool) (*listener, error) {
 		})
 	}
 	l.srv = &http.Server{
-		Handler:           http.HandlerFunc(g.serveHTTP),
-		ReadHeaderTimeout: 60 * time.Second,
-		IdleTimeout:       75 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          log.New(&prefixWriter{g.elog, "[info] "}, "", 0),
+		Handler:        http.HandlerFunc(g.serveHTTP),
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       log.New(&prefixWriter{g.elog, "[info] "}, "", 0),
 		BaseContext: func(net.Listener) context.Context {
 			return proxy.WithBinding(context.Background(), addr)
 		},
+		ConnState:   conns.ConnState,
+		ConnContext: conns.ConnContext,
 	}
 	return l, nil
 }

@@ -71,7 +71,8 @@ type Handler struct {
 	gen     int
 
 	client    *upstreamClient
-	plans     sync.Map // *config.Settings -> *headerPlan
+	defaults  map[string]map[string]*config.Server // see defaultServers
+	plans     sync.Map                             // *config.Settings -> *headerPlan
 	ctx       context.Context
 	cancel    context.CancelFunc
 	closeOnce sync.Once
@@ -90,13 +91,14 @@ type TunnelTag struct {
 // New builds a Handler for cfg: upstream pools, transports, access logs.
 func New(cfg *config.Config, opt Options) (*Handler, error) {
 	h := &Handler{
-		cfg:     cfg,
-		table:   route.Build(cfg.HTTP),
-		pools:   map[*config.Upstream]*upstream.Pool{},
-		logs:    opt.Logs,
-		elog:    opt.ErrorLog,
-		tunnels: opt.Tunnels,
-		gen:     opt.Generation,
+		cfg:      cfg,
+		table:    route.Build(cfg.HTTP),
+		defaults: defaultServers(cfg.HTTP),
+		pools:    map[*config.Upstream]*upstream.Pool{},
+		logs:     opt.Logs,
+		elog:     opt.ErrorLog,
+		tunnels:  opt.Tunnels,
+		gen:      opt.Generation,
 	}
 	if h.elog == nil {
 		h.elog = log.Default()
@@ -562,6 +564,7 @@ func (w *responseWriter) WriteHeader(code int) {
 	if s := w.q.set; s != nil && s.Response.Charset != "" {
 		addCharset(w.Header(), s.Response.Charset)
 	}
+	w.keepAlive()
 	w.ResponseWriter.WriteHeader(code)
 }
 

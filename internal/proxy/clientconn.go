@@ -1,0 +1,352 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wsgate/wsgate/internal/config"
+)
+
+// Client connection timeouts, as nginx keeps them:
+//
+//   - client_header_timeout bounds the wait for a request head, from the
+//     connection's start (or, on a keep-alive connection, from the first
+//     byte of the next request) until the whole head is read. nginx takes
+//     it from the default server of the listen socket (for the local
+//     address the connection arrived on).
+//   - keepalive_timeout is how long a keep-alive connection may sit idle
+//     after a response; nginx takes it from the location that served the
+//     request, and 0 there means "Connection: close" after that response.
+//
+// net/http has one IdleTimeout and one ReadHeaderTimeout per http.Server,
+// fixed while it serves. ClientConns keeps them per connection instead,
+// with a timer that closes a connection whose head or idle time ran out;
+// so a reload applies the new values to the next request of every
+// connection, without replacing the server or touching open connections.
+
+// ClientConns applies client_header_timeout and keepalive_timeout to the
+// connections of one listening socket. Wire it into the socket's
+// http.Server: Listener around the listener (under TLS), ConnState and
+// ConnContext as the server's hooks.
+type ClientConns struct {
+	bind    string
+	current func() *Handler // the configuration in force
+}
+
+// NewClientConns returns the connection timeouts of the socket bound to
+// bind (the address the Handler's routing table uses); current returns
+// the handler in force.
+func NewClientConns(bind string, current func() *Handler) *ClientConns {
+	return &ClientConns{bind: bind, current: current}
+}
+
+// Listener wraps ln so that every accepted connection carries its timer.
+func (cc *ClientConns) Listener(ln net.Listener) net.Listener {
+	return &timedListener{Listener: ln, cc: cc}
+}
+
+// ConnState is the http.Server ConnState hook.
+func (cc *ClientConns) ConnState(nc net.Conn, st http.ConnState) {
+	c := clientConnOf(nc)
+	if c == nil {
+		return
+	}
+	switch st {
+	case http.StateNew:
+		c.arm(phaseHead, cc.headerTimeout(c.localIP()))
+	case http.StateActive:
+		// the request head has been read
+		c.disarm(phaseActive)
+	case http.StateIdle:
+		d := time.Duration(c.idle.Swap(-1))
+		if d < 0 {
+			d = cc.defaultIdle(c.localIP())
+		}
+		c.arm(phaseIdle, d)
+	case http.StateHijacked, http.StateClosed:
+		// a WebSocket may hold the request (and this) for hours: keep
+		// nothing but the struct
+		c.disarm(phaseDone)
+	}
+}
+
+// ConnContext is the http.Server ConnContext hook: it lets the handler
+// tell the connection the keepalive_timeout of the request's location.
+func (cc *ClientConns) ConnContext(ctx context.Context, nc net.Conn) context.Context {
+	if c := clientConnOf(nc); c != nil {
+		return context.WithValue(ctx, clientConnKey{}, c)
+	}
+	return ctx
+}
+
+func (cc *ClientConns) timeouts(localIP string) (header, idle time.Duration) {
+	var h *Handler
+	if cc.current != nil {
+		h = cc.current()
+	}
+	if h == nil {
+		return 60 * time.Second, 75 * time.Second
+	}
+	s := h.defaultServer(cc.bind, localIP)
+	if s == nil || s.Settings == nil {
+		return 60 * time.Second, 75 * time.Second
+	}
+	return s.Settings.ClientHeaderTimeout, s.Settings.KeepaliveTimeout
+}
+
+func (cc *ClientConns) headerTimeout(localIP string) time.Duration {
+	d, _ := cc.timeouts(localIP)
+	return d
+}
+
+// defaultIdle is the idle time for a response the handler did not see
+// (none today; a safety net): the default server's keepalive_timeout.
+func (cc *ClientConns) defaultIdle(localIP string) time.Duration {
+	_, d := cc.timeouts(localIP)
+	return d
+}
+
+type clientConnKey struct{}
+
+// timedListener hands out clientConns.
+type timedListener struct {
+	net.Listener
+	cc *ClientConns
+}
+
+func (l *timedListener) Accept() (net.Conn, error) {
+	nc, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	c := &clientConn{Conn: nc, cc: l.cc}
+	c.idle.Store(-1)
+	return c, nil
+}
+
+type connPhase int32
+
+const (
+	phaseHead   connPhase = iota // reading a request head (or waiting for the first)
+	phaseActive                  // a request is being handled
+	phaseIdle                    // keep-alive: waiting for the next request
+	phaseDone                    // hijacked or closed
+)
+
+// clientConn is one client connection and its timer.
+type clientConn struct {
+	net.Conn
+	cc    *ClientConns
+	phase atomic.Int32
+	// idle is the keepalive_timeout of the location that answered the
+	// current request (nanoseconds); -1 when no response set it.
+	idle atomic.Int64
+
+	mu       sync.Mutex // guards timer, deadline and phase changes
+	timer    *time.Timer
+	deadline int64 // nanotime() when the current phase runs out
+}
+
+// localIP is the address the connection arrived on (a socket bound to a
+// wildcard address serves several).
+func (c *clientConn) localIP() string {
+	switch a := c.Conn.LocalAddr().(type) {
+	case *net.TCPAddr:
+		return a.IP.String()
+	case nil:
+		return ""
+	default:
+		ip, _, _ := net.SplitHostPort(a.String())
+		return ip
+	}
+}
+
+// clockBase and nanotime give monotonic readings for deadlines.
+var clockBase = time.Now()
+
+func nanotime() int64 { return int64(time.Since(clockBase)) }
+
+// clientConnOf finds the clientConn under nc (a *tls.Conn wraps it).
+func clientConnOf(nc net.Conn) *clientConn {
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	c, _ := nc.(*clientConn)
+	return c
+}
+
+// arm enters phase p with d to go before the connection is closed.
+func (c *clientConn) arm(p connPhase, d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if connPhase(c.phase.Load()) == phaseDone {
+		return
+	}
+	c.phase.Store(int32(p))
+	c.deadline = nanotime() + int64(d)
+	if c.timer == nil {
+		c.timer = time.AfterFunc(d, c.expire)
+	} else {
+		c.timer.Reset(d)
+	}
+}
+
+// disarm enters phase p, which has no time limit.
+func (c *clientConn) disarm(p connPhase) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if connPhase(c.phase.Load()) != phaseDone {
+		c.phase.Store(int32(p))
+	}
+	if c.timer != nil {
+		c.timer.Stop()
+		if p == phaseDone {
+			c.timer = nil
+		}
+	}
+}
+
+// expire closes the connection when its head or idle time has run out
+// (nginx closes it without an answer, as net/http does on its own
+// timeouts).
+func (c *clientConn) expire() {
+	c.mu.Lock()
+	p := connPhase(c.phase.Load())
+	if p != phaseHead && p != phaseIdle || nanotime() < c.deadline {
+		c.mu.Unlock()
+		return
+	}
+	c.phase.Store(int32(phaseDone))
+	c.mu.Unlock()
+	c.Conn.Close()
+}
+
+// Read notices the first bytes of the next request on an idle
+// keep-alive connection: client_header_timeout runs from there.
+func (c *clientConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 && connPhase(c.phase.Load()) == phaseIdle {
+		c.arm(phaseHead, c.cc.headerTimeout(c.localIP()))
+	}
+	return n, err
+}
+
+// Unwrap returns the raw socket (the tunnel engine works on it).
+func (c *clientConn) Unwrap() net.Conn {
+	if u, ok := c.Conn.(interface{ Unwrap() net.Conn }); ok {
+		return u.Unwrap()
+	}
+	return c.Conn
+}
+
+// keepAlive applies keepalive_timeout of the location that answers q:
+// 0 closes the connection after this response ("Connection: close"), as
+// nginx does; otherwise the connection may idle that long, and the
+// optional second value is sent as "Keep-Alive: timeout=N".
+func (w *responseWriter) keepAlive() {
+	q := w.q
+	s := q.set
+	if s == nil && q.srv != nil {
+		s = q.srv.Settings
+	}
+	if s == nil {
+		return
+	}
+	hdr := w.Header()
+	for _, v := range hdr["Connection"] {
+		if hasToken(v, "close") {
+			return
+		}
+	}
+	if s.KeepaliveTimeout <= 0 {
+		hdr.Set("Connection", "close")
+		return
+	}
+	if c, ok := q.r.Context().Value(clientConnKey{}).(*clientConn); ok {
+		c.idle.Store(int64(s.KeepaliveTimeout))
+	}
+	if s.KeepaliveHeader > 0 && !q.r.Close {
+		hdr.Set("Keep-Alive", "timeout="+strconv.FormatInt(int64(s.KeepaliveHeader/time.Second), 10))
+	}
+}
+
+func hasToken(v, token string) bool {
+	for _, t := range strings.Split(v, ",") {
+		if strings.EqualFold(strings.TrimSpace(t), token) {
+			return true
+		}
+	}
+	return false
+}
+
+// defaultServers maps a bind address and a local IP ("" for a wildcard
+// listen) to the default server of that address, grouped as route.Build
+// groups listens: a port with a wildcard listen is bound once, and its
+// specific addresses keep their own default servers.
+func defaultServers(hc *config.HTTP) map[string]map[string]*config.Server {
+	out := map[string]map[string]*config.Server{}
+	if hc == nil {
+		return out
+	}
+	wildPorts := map[string]bool{}
+	for _, s := range hc.Servers {
+		for _, l := range s.Listens {
+			ip, port, _ := net.SplitHostPort(l.Addr)
+			if ip == "" || ip == "0.0.0.0" || ip == "::" {
+				wildPorts[port] = true
+			}
+		}
+	}
+	explicit := map[string]bool{}
+	for _, s := range hc.Servers {
+		for _, l := range s.Listens {
+			ip, port, _ := net.SplitHostPort(l.Addr)
+			if ip == "0.0.0.0" || ip == "::" {
+				ip = ""
+			}
+			bind := l.Addr
+			if wildPorts[port] {
+				bind = ":" + port
+			}
+			g := out[bind]
+			if g == nil {
+				g = map[string]*config.Server{}
+				out[bind] = g
+			}
+			if _, ok := g[ip]; !ok {
+				g[ip] = s // the first server, unless one is default_server
+			}
+			if l.DefaultServer && !explicit[bind+"|"+ip] {
+				g[ip] = s
+				explicit[bind+"|"+ip] = true
+			}
+		}
+	}
+	return out
+}
+
+// defaultServer returns the default server for a connection that arrived
+// on the socket bound to bind at local address localIP.
+func (h *Handler) defaultServer(bind, localIP string) *config.Server {
+	g := h.defaults[bind]
+	if s := g[localIP]; s != nil {
+		return s
+	}
+	if s := g[""]; s != nil {
+		return s
+	}
+	var first *config.Server
+	for _, s := range g {
+		if first == nil || s.Line < first.Line {
+			first = s
+		}
+	}
+	return first
+}
