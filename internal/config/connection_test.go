@@ -89,3 +89,18 @@ func TestConnectionTimeouts(t *testing.T) {
 		}
 	}
 }
+
+// TestImplicitUpstreamKeepaliveDefaults: the one-server upstream behind
+// "proxy_pass http://host:port" gets the upstream keepalive defaults
+// (keepalive_timeout 60s, keepalive_requests 1000, keepalive_time 1h).
+func TestImplicitUpstreamKeepaliveDefaults(t *testing.T) {
+	t.Parallel()
+	cfg := mustLoad(t, `http { server { location / { proxy_pass http://127.0.0.1:9; } } }`)
+	u := cfg.HTTP.Implicit["127.0.0.1:9"]
+	if u == nil {
+		t.Fatalf("no implicit upstream: %v", cfg.HTTP.Implicit)
+	}
+	if u.Keepalive != 0 || u.KeepaliveTimeout != time.Minute || u.KeepaliveRequests != 1000 || u.KeepaliveTime != time.Hour {
+		t.Errorf("implicit upstream keepalive %d timeout %v requests %d time %v", u.Keepalive, u.KeepaliveTimeout, u.KeepaliveRequests, u.KeepaliveTime)
+	}
+}

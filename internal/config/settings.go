@@ -559,6 +559,7 @@ func (c *compiler) compileProxyPass(d *Directive, loc *Location) *Proxy {
 		} else {
 			u := &Upstream{Name: host, Implicit: true, File: d.File, Line: d.Line,
 				Servers: []UpstreamServer{{Addr: addr, Weight: 1, MaxFails: 1, FailTimeout: 10 * time.Second, Line: d.Line}}}
+			u.setKeepaliveDefaults()
 			c.resolveServers(u, d)
 			c.http.Implicit[addr] = u
 			p.Upstream = u

@@ -16,6 +16,10 @@ const (
 	defaultServerFailTimeout = 10 * time.Second
 	defaultUpstreamPort      = "80"
 
+	defaultKeepaliveTimeout  = 60 * time.Second
+	defaultKeepaliveRequests = 1000
+	defaultKeepaliveTime     = time.Hour
+
 	defaultHealthInterval = 5 * time.Second
 	defaultHealthFails    = 1
 	defaultHealthPasses   = 1
@@ -43,6 +47,7 @@ func CompileUpstream(d *Directive, matches map[string]*Directive) (*Upstream, er
 		return nil, d.Errorf("invalid number of arguments in \"upstream\" directive")
 	}
 	u := &Upstream{Name: d.Args[0], File: d.File, Line: d.Line}
+	u.setKeepaliveDefaults()
 	var errs ErrorList
 	var method *Directive // the directive that chose the balancing method
 	seen := map[string]*Directive{}
@@ -160,8 +165,15 @@ func CompileUpstream(d *Directive, matches map[string]*Directive) (*Upstream, er
 			if !once(c) {
 				continue
 			}
-			if _, ok := ParseUpstreamTime(c.Args[0]); !ok {
+			v, ok := ParseUpstreamTime(c.Args[0])
+			if !ok {
 				errs = append(errs, c.Errorf("invalid value \"%s\" in \"%s\" directive", c.Args[0], c.Name))
+				continue
+			}
+			if c.Name == "keepalive_timeout" {
+				u.KeepaliveTimeout = v
+			} else {
+				u.KeepaliveTime = v
 			}
 
 		case "keepalive_requests":
@@ -172,9 +184,12 @@ func CompileUpstream(d *Directive, matches map[string]*Directive) (*Upstream, er
 			if !once(c) {
 				continue
 			}
-			if _, ok := upstreamNonNegative(c.Args[0]); !ok {
+			n, ok := upstreamNonNegative(c.Args[0])
+			if !ok {
 				errs = append(errs, c.Errorf("invalid value \"%s\" in \"%s\" directive", c.Args[0], c.Name))
+				continue
 			}
+			u.KeepaliveRequests = n
 
 		case "zone":
 			// Accepted for compatibility: wsgate keeps upstream state in
@@ -229,6 +244,14 @@ func CompileUpstream(d *Directive, matches map[string]*Directive) (*Upstream, er
 		return nil, err
 	}
 	return u, nil
+}
+
+// setKeepaliveDefaults sets the defaults of keepalive_timeout,
+// keepalive_requests and keepalive_time.
+func (u *Upstream) setKeepaliveDefaults() {
+	u.KeepaliveTimeout = defaultKeepaliveTimeout
+	u.KeepaliveRequests = defaultKeepaliveRequests
+	u.KeepaliveTime = defaultKeepaliveTime
 }
 
 // compileUpstreamServer compiles "server ADDR [params]" inside upstream.

@@ -25,9 +25,18 @@ type Upstream struct {
 	// Sticky is the "sticky cookie" setting; nil when not configured.
 	Sticky *StickyCookie
 
-	// Keepalive is the number of idle upstream connections kept per
-	// worker ("keepalive N"); 0 means the proxy default (see docs).
+	// Keepalive is the number of idle connections to the upstream's
+	// servers kept for reuse, for the whole upstream block ("keepalive
+	// N"); 0 means the proxy default (see docs/config.md).
 	Keepalive int
+	// KeepaliveTimeout closes a pooled connection idle that long (default
+	// 60s), KeepaliveRequests retires a connection after that many
+	// requests (default 1000), KeepaliveTime after that long since it was
+	// opened (default 1h). CompileUpstream and implicit upstreams fill in
+	// the defaults.
+	KeepaliveTimeout  time.Duration
+	KeepaliveRequests int
+	KeepaliveTime     time.Duration
 
 	// HealthCheck is the active health check; nil when not configured.
 	HealthCheck *HealthCheck

@@ -85,13 +85,20 @@ func TestCompileUpstream(t *testing.T) {
     zone ws 64k;
     least_conn;
     keepalive 32;
-    keepalive_timeout 60s;
-    keepalive_requests 1000;
-    keepalive_time 1h;
+    keepalive_timeout 30s;
+    keepalive_requests 100;
+    keepalive_time 2h;
     server a:1;
 }`,
 			want: &Upstream{Name: "ws", File: "t.conf", Line: 1, Method: "least_conn", Keepalive: 32,
+				KeepaliveTimeout: 30 * time.Second, KeepaliveRequests: 100, KeepaliveTime: 2 * time.Hour,
 				Servers: []UpstreamServer{srv("a:1", 8)}},
+		},
+		{
+			desc: "keepalive_requests 0 (never reused), defaults for the rest",
+			src:  "upstream u {\n keepalive_requests 0;\n}",
+			want: &Upstream{Name: "u", File: "t.conf", Line: 1,
+				KeepaliveTimeout: 60 * time.Second, KeepaliveRequests: 0, KeepaliveTime: time.Hour},
 		},
 		{
 			desc: "ip_hash",
@@ -163,6 +170,11 @@ upstream u {
 			got, err := compileUpstreamSrc(t, tt.src)
 			if err != nil {
 				t.Fatalf("unexpected error: %v", err)
+			}
+			if tt.want.KeepaliveTimeout == 0 && tt.want.KeepaliveRequests == 0 && tt.want.KeepaliveTime == 0 {
+				// keepalive_timeout 60s, keepalive_requests 1000,
+				// keepalive_time 1h unless the case sets them
+				tt.want.KeepaliveTimeout, tt.want.KeepaliveRequests, tt.want.KeepaliveTime = time.Minute, 1000, time.Hour
 			}
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got  %+v\nwant %+v", got, tt.want)

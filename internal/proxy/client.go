@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/wsgate/wsgate/internal/config"
 )
 
 // upstreamClient sends HTTP/1.1 requests to upstream servers over pooled
@@ -22,41 +24,93 @@ import (
 // request target and header order, per-request connect/send/read
 // timeouts on the connection itself, and no silent re-sending of a
 // request on a new connection (proxy_next_upstream decides retries).
+//
+// Idle connections are kept per upstream block, as nginx's keepalive
+// cache is: with "keepalive N" at most N for the whole block (the least
+// recently used one is closed to make room), without it (wsgate pools by
+// default) at most defaultMaxIdle per server. keepalive_timeout closes a
+// connection idle that long, keepalive_requests and keepalive_time retire
+// a connection after that many requests or that long since it opened.
 type upstreamClient struct {
-	mu      sync.Mutex
-	idle    map[string][]*upstreamConn // by "scheme://addr", most recent last
-	maxIdle int                        // per address
-	idleFor time.Duration
-	closed  bool
+	mu     sync.Mutex
+	caches map[*config.Upstream]*idleCache // nil key: variable proxy_pass to no upstream block
+	closed bool
+}
+
+// defaultMaxIdle is the number of idle connections kept per server of an
+// upstream without a keepalive directive.
+const defaultMaxIdle = 64
+
+// idleCache holds the idle connections of one upstream block.
+type idleCache struct {
+	lim  connLimits
+	idle map[string][]*upstreamConn // by "scheme://addr", most recent last
+	n    int                        // idle connections in all lists
+}
+
+// connLimits are an upstream block's keepalive settings.
+type connLimits struct {
+	max       int  // idle connections kept
+	perServer bool // max counts per server (the default) rather than per block
+	timeout   time.Duration
+	requests  int
+	maxAge    time.Duration
+}
+
+func limitsOf(u *config.Upstream) connLimits {
+	l := connLimits{max: defaultMaxIdle, perServer: true, timeout: 60 * time.Second, requests: 1000, maxAge: time.Hour}
+	if u == nil {
+		return l
+	}
+	if u.Keepalive > 0 {
+		l.max, l.perServer = u.Keepalive, false
+	}
+	l.timeout, l.requests, l.maxAge = u.KeepaliveTimeout, u.KeepaliveRequests, u.KeepaliveTime
+	return l
 }
 
 // upstreamConn is one connection to an upstream server.
 type upstreamConn struct {
 	net.Conn
-	key    string
-	br     *bufio.Reader
-	bw     *bufio.Writer
-	reused bool
-	idleAt time.Time
+	up       *config.Upstream
+	key      string
+	br       *bufio.Reader
+	bw       *bufio.Writer
+	reused   bool
+	requests int   // requests sent on it
+	opened   int64 // nanotime() when it was opened
+	// idle, idleAt and timer are guarded by upstreamClient.mu.
+	idle   bool
+	idleAt int64
+	timer  *time.Timer
 }
 
 func newUpstreamClient() *upstreamClient {
-	return &upstreamClient{idle: map[string][]*upstreamConn{}, maxIdle: 64, idleFor: 60 * time.Second}
+	return &upstreamClient{caches: map[*config.Upstream]*idleCache{}}
 }
 
-// get returns an idle connection to key that is still open, or nil.
-func (c *upstreamClient) get(key string) *upstreamConn {
+// get returns an idle connection to key of upstream up that is still
+// open, or nil.
+func (c *upstreamClient) get(up *config.Upstream, key string) *upstreamConn {
 	for {
 		c.mu.Lock()
-		list := c.idle[key]
-		if len(list) == 0 {
+		ic := c.caches[up]
+		if ic == nil || len(ic.idle[key]) == 0 {
 			c.mu.Unlock()
 			return nil
 		}
+		list := ic.idle[key]
 		pc := list[len(list)-1]
-		c.idle[key] = list[:len(list)-1]
+		list[len(list)-1] = nil
+		ic.idle[key] = list[:len(list)-1]
+		ic.n--
+		pc.idle = false
+		if pc.timer != nil {
+			pc.timer.Stop()
+		}
+		fresh := nanotime()-pc.idleAt < int64(ic.lim.timeout)
 		c.mu.Unlock()
-		if time.Since(pc.idleAt) < c.idleFor && pc.alive() {
+		if fresh && pc.alive() {
 			pc.reused = true
 			return pc
 		}
@@ -90,36 +144,116 @@ func (pc *upstreamConn) alive() bool {
 	return alive
 }
 
-// put returns a connection to the pool after a complete exchange.
+// put returns a connection to the pool after a complete exchange, unless
+// it has served keepalive_requests requests or is older than
+// keepalive_time.
 func (c *upstreamClient) put(pc *upstreamConn) {
-	pc.idleAt = time.Now()
 	pc.Conn.SetDeadline(time.Time{})
+	now := nanotime()
 	c.mu.Lock()
-	if c.closed || len(c.idle[pc.key]) >= c.maxIdle {
+	ic := c.caches[pc.up]
+	if ic == nil && !c.closed {
+		ic = &idleCache{lim: limitsOf(pc.up), idle: map[string][]*upstreamConn{}}
+		c.caches[pc.up] = ic
+	}
+	if c.closed || pc.requests >= ic.lim.requests || now-pc.opened > int64(ic.lim.maxAge) || ic.lim.timeout <= 0 {
 		c.mu.Unlock()
 		pc.Conn.Close()
 		return
 	}
-	c.idle[pc.key] = append(c.idle[pc.key], pc)
+	var evicted *upstreamConn
+	if ic.lim.perServer && len(ic.idle[pc.key]) >= ic.lim.max {
+		evicted = ic.remove(pc.key, 0)
+	} else if !ic.lim.perServer && ic.n >= ic.lim.max {
+		evicted = ic.removeOldest()
+	}
+	pc.idle, pc.idleAt = true, now
+	ic.idle[pc.key] = append(ic.idle[pc.key], pc)
+	ic.n++
+	if pc.timer == nil {
+		pc.timer = time.AfterFunc(ic.lim.timeout, func() { c.expire(pc) })
+	} else {
+		pc.timer.Reset(ic.lim.timeout)
+	}
 	c.mu.Unlock()
+	if evicted != nil {
+		evicted.Conn.Close()
+	}
+}
+
+// remove takes the i-th idle connection to key out of the cache.
+func (ic *idleCache) remove(key string, i int) *upstreamConn {
+	list := ic.idle[key]
+	pc := list[i]
+	copy(list[i:], list[i+1:])
+	list[len(list)-1] = nil
+	ic.idle[key] = list[:len(list)-1]
+	ic.n--
+	pc.idle = false
+	if pc.timer != nil {
+		pc.timer.Stop()
+	}
+	return pc
+}
+
+// removeOldest takes the least recently used idle connection out.
+func (ic *idleCache) removeOldest() *upstreamConn {
+	var key string
+	var at int64
+	found := false
+	for k, list := range ic.idle {
+		if len(list) > 0 && (!found || list[0].idleAt < at) {
+			key, at, found = k, list[0].idleAt, true
+		}
+	}
+	if !found {
+		return nil
+	}
+	return ic.remove(key, 0)
+}
+
+// expire closes pc once it has been idle for keepalive_timeout (its timer
+// may fire late, after pc was taken out and put back: idleAt tells).
+func (c *upstreamClient) expire(pc *upstreamConn) {
+	c.mu.Lock()
+	ic := c.caches[pc.up]
+	if !pc.idle || ic == nil || nanotime()-pc.idleAt < int64(ic.lim.timeout) {
+		c.mu.Unlock()
+		return
+	}
+	for i, x := range ic.idle[pc.key] {
+		if x == pc {
+			ic.remove(pc.key, i)
+			break
+		}
+	}
+	c.mu.Unlock()
+	pc.Conn.Close()
 }
 
 // closeIdle closes every pooled connection; later puts close at once.
 func (c *upstreamClient) closeIdle() {
 	c.mu.Lock()
-	idle := c.idle
-	c.idle = map[string][]*upstreamConn{}
+	caches := c.caches
+	c.caches = map[*config.Upstream]*idleCache{}
 	c.closed = true
-	c.mu.Unlock()
-	for _, l := range idle {
-		for _, pc := range l {
-			pc.Conn.Close()
+	var all []*upstreamConn
+	for _, ic := range caches {
+		for k := range ic.idle {
+			for len(ic.idle[k]) > 0 {
+				all = append(all, ic.remove(k, len(ic.idle[k])-1))
+			}
 		}
+	}
+	c.mu.Unlock()
+	for _, pc := range all {
+		pc.Conn.Close()
 	}
 }
 
 // exchange is one request/response on an upstream connection.
 type exchange struct {
+	up          *config.Upstream // whose idle connections to use (nil: none)
 	method      string
 	target      string // request target
 	host        string // Host header value
@@ -140,7 +274,7 @@ func (h *Handler) roundTrip(ctx context.Context, useTLS bool, addr string, ex *e
 	if useTLS {
 		key = "tls://" + addr
 	}
-	pc := h.client.get(key)
+	pc := h.client.get(ex.up, key)
 	if pc == nil {
 		dctx, cancel := context.WithTimeout(ctx, ex.connect)
 		c, err := h.dialContext(dctx, "tcp", addr)
@@ -158,8 +292,10 @@ func (h *Handler) roundTrip(ctx context.Context, useTLS bool, addr string, ex *e
 		if err != nil {
 			return nil, err
 		}
-		pc = &upstreamConn{Conn: c, key: key, br: bufio.NewReaderSize(c, 4096), bw: bufio.NewWriterSize(c, 4096)}
+		pc = &upstreamConn{Conn: c, up: ex.up, key: key, opened: nanotime(),
+			br: bufio.NewReaderSize(c, 4096), bw: bufio.NewWriterSize(c, 4096)}
 	}
+	pc.requests++
 	// A client that goes away aborts the upstream exchange.
 	stop := context.AfterFunc(ctx, func() { pc.Conn.SetDeadline(time.Now().Add(-time.Second)) })
 	resp, err := h.send(pc, ex)

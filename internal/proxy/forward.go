@@ -433,6 +433,7 @@ func (h *Handler) upstreamFailed(w *responseWriter, q *request, t *target, err e
 func (h *Handler) exchangeFor(q *request, t *target) *exchange {
 	s := q.set
 	ex := &exchange{
+		up:          t.up,
 		method:      q.r.Method,
 		target:      t.uri,
 		host:        t.host,
