@@ -14,6 +14,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/wsgate/wsgate/internal/config"
 )
@@ -83,6 +84,11 @@ type upstreamConn struct {
 	idle   bool
 	idleAt int64
 	timer  *time.Timer
+
+	// The liveness peek, set up once per connection (alive).
+	rc     syscall.RawConn
+	peekFn func(fd uintptr) bool
+	peekOK bool
 }
 
 func newUpstreamClient() *upstreamClient {
@@ -124,24 +130,29 @@ func (pc *upstreamConn) alive() bool {
 	if pc.br.Buffered() > 0 {
 		return false // unsolicited bytes: not a clean idle connection
 	}
-	sc, ok := pc.Conn.(syscall.Conn)
-	if !ok {
-		return true // TLS: the exchange itself will tell
+	if pc.peekFn == nil {
+		sc, ok := pc.Conn.(syscall.Conn)
+		if !ok {
+			return true // TLS: the exchange itself will tell
+		}
+		rc, err := sc.SyscallConn()
+		if err != nil {
+			return false
+		}
+		// A non-blocking peek: EAGAIN means open and quiet; 0 bytes means
+		// the server closed it; data means it is out of step.
+		pc.rc = rc
+		pc.peekFn = func(fd uintptr) bool {
+			var b [1]byte
+			_, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
+				syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+			pc.peekOK = errno == syscall.EAGAIN || errno == syscall.EWOULDBLOCK
+			return true
+		}
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	// A non-blocking peek: EAGAIN means open and quiet; 0 bytes means the
-	// server closed it; data means it is out of step.
-	alive := false
-	var b [1]byte
-	rc.Read(func(fd uintptr) bool {
-		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		alive = err == syscall.EAGAIN || err == syscall.EWOULDBLOCK
-		return true
-	})
-	return alive
+	pc.peekOK = false
+	pc.rc.Read(pc.peekFn)
+	return pc.peekOK
 }
 
 // put returns a connection to the pool after a complete exchange, unless

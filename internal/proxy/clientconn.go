@@ -128,6 +128,7 @@ func (l *timedListener) Accept() (net.Conn, error) {
 	}
 	c := &clientConn{Conn: nc, cc: l.cc}
 	c.idle.Store(-1)
+	c.lip = c.findLocalIP()
 	return c, nil
 }
 
@@ -149,6 +150,8 @@ type clientConn struct {
 	// current request (nanoseconds); -1 when no response set it.
 	idle atomic.Int64
 
+	lip string // localIP, found once at accept
+
 	mu       sync.Mutex // guards timer, deadline and phase changes
 	timer    *time.Timer
 	deadline int64 // nanotime() when the current phase runs out
@@ -156,7 +159,9 @@ type clientConn struct {
 
 // localIP is the address the connection arrived on (a socket bound to a
 // wildcard address serves several).
-func (c *clientConn) localIP() string {
+func (c *clientConn) localIP() string { return c.lip }
+
+func (c *clientConn) findLocalIP() string {
 	switch a := c.Conn.LocalAddr().(type) {
 	case *net.TCPAddr:
 		return a.IP.String()
