@@ -291,67 +291,11 @@ func hasToken(v, token string) bool {
 	return false
 }
 
-// defaultServers maps a bind address and a local IP ("" for a wildcard
-// listen) to the default server of that address, grouped as route.Build
-// groups listens: a port with a wildcard listen is bound once, and its
-// specific addresses keep their own default servers.
-func defaultServers(hc *config.HTTP) map[string]map[string]*config.Server {
-	out := map[string]map[string]*config.Server{}
-	if hc == nil {
-		return out
-	}
-	wildPorts := map[string]bool{}
-	for _, s := range hc.Servers {
-		for _, l := range s.Listens {
-			ip, port, _ := net.SplitHostPort(l.Addr)
-			if ip == "" || ip == "0.0.0.0" || ip == "::" {
-				wildPorts[port] = true
-			}
-		}
-	}
-	explicit := map[string]bool{}
-	for _, s := range hc.Servers {
-		for _, l := range s.Listens {
-			ip, port, _ := net.SplitHostPort(l.Addr)
-			if ip == "0.0.0.0" || ip == "::" {
-				ip = ""
-			}
-			bind := l.Addr
-			if wildPorts[port] {
-				bind = ":" + port
-			}
-			g := out[bind]
-			if g == nil {
-				g = map[string]*config.Server{}
-				out[bind] = g
-			}
-			if _, ok := g[ip]; !ok {
-				g[ip] = s // the first server, unless one is default_server
-			}
-			if l.DefaultServer && !explicit[bind+"|"+ip] {
-				g[ip] = s
-				explicit[bind+"|"+ip] = true
-			}
-		}
-	}
-	return out
-}
-
 // defaultServer returns the default server for a connection that arrived
 // on the socket bound to bind at local address localIP.
 func (h *Handler) defaultServer(bind, localIP string) *config.Server {
-	g := h.defaults[bind]
-	if s := g[localIP]; s != nil {
-		return s
+	if b := h.table.Binding(bind); b != nil {
+		return b.Default(localIP)
 	}
-	if s := g[""]; s != nil {
-		return s
-	}
-	var first *config.Server
-	for _, s := range g {
-		if first == nil || s.Line < first.Line {
-			first = s
-		}
-	}
-	return first
+	return nil
 }

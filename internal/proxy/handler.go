@@ -71,8 +71,7 @@ type Handler struct {
 	gen     int
 
 	client    *upstreamClient
-	defaults  map[string]map[string]*config.Server // see defaultServers
-	plans     sync.Map                             // *config.Settings -> *headerPlan
+	plans     sync.Map // *config.Settings -> *headerPlan
 	ctx       context.Context
 	cancel    context.CancelFunc
 	closeOnce sync.Once
@@ -91,14 +90,13 @@ type TunnelTag struct {
 // New builds a Handler for cfg: upstream pools, transports, access logs.
 func New(cfg *config.Config, opt Options) (*Handler, error) {
 	h := &Handler{
-		cfg:      cfg,
-		table:    route.Build(cfg.HTTP),
-		defaults: defaultServers(cfg.HTTP),
-		pools:    map[*config.Upstream]*upstream.Pool{},
-		logs:     opt.Logs,
-		elog:     opt.ErrorLog,
-		tunnels:  opt.Tunnels,
-		gen:      opt.Generation,
+		cfg:     cfg,
+		table:   route.Build(cfg.HTTP),
+		pools:   map[*config.Upstream]*upstream.Pool{},
+		logs:    opt.Logs,
+		elog:    opt.ErrorLog,
+		tunnels: opt.Tunnels,
+		gen:     opt.Generation,
 	}
 	if h.elog == nil {
 		h.elog = log.Default()

@@ -109,16 +109,7 @@ func (t *Table) Binding(addr string) *Binding { return t.byAddr[addr] }
 // local IP localIP, for the request's host (the Host header; may carry a
 // port). It never returns nil for a binding built from a config.
 func (b *Binding) Server(localIP, host string) *config.Server {
-	g := b.groups[localIP]
-	if g == nil {
-		g = b.groups[""]
-	}
-	if g == nil {
-		for _, x := range b.groups {
-			g = x
-			break
-		}
-	}
+	g := b.group(localIP)
 	if g == nil {
 		return nil
 	}
@@ -127,6 +118,36 @@ func (b *Binding) Server(localIP, host string) *config.Server {
 		return s
 	}
 	return g.def
+}
+
+// Default returns the default server for a connection that arrived on b at
+// local IP localIP: the one nginx takes connection-level settings from
+// (client_header_timeout, ...) and answers with when no server_name
+// matches.
+func (b *Binding) Default(localIP string) *config.Server {
+	if g := b.group(localIP); g != nil {
+		return g.def
+	}
+	return nil
+}
+
+// group returns the servers listening on b at localIP: that address's own
+// listens, else the wildcard's, else (an address b was not built for) the
+// group whose default server comes first in the configuration.
+func (b *Binding) group(localIP string) *group {
+	if g := b.groups[localIP]; g != nil {
+		return g
+	}
+	if g := b.groups[""]; g != nil {
+		return g
+	}
+	var first *group
+	for _, g := range b.groups {
+		if first == nil || g.def.File < first.def.File || g.def.File == first.def.File && g.def.Line < first.def.Line {
+			first = g
+		}
+	}
+	return first
 }
 
 // ServerMatch is Server that also returns the submatches of a regex

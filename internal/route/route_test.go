@@ -311,3 +311,61 @@ server {
 		t.Errorf("Find(/x) = %q without redirect; nginx answers 301 to /x/", m.Location.Name())
 	}
 }
+
+// TestDefaultServer: the default server of a socket and local address
+// (where nginx takes connection-level settings such as
+// client_header_timeout) is the server chosen for a Host that no
+// server_name matches: "default_server" if a listen says so, else the
+// first server listening there.
+func TestDefaultServer(t *testing.T) {
+	cfg := compile(t, `
+server { listen 127.0.0.1:8001; server_name a; }
+server { listen 127.0.0.1:8001 default_server; server_name b; }
+server { listen 8002; server_name c; }
+server { listen 127.0.0.2:8002; server_name d; }
+server { listen 127.0.0.2:8002 default_server; server_name e; }
+server { listen [::1]:8003; listen 127.0.0.1:8003; server_name f; }
+server { listen 127.0.0.1:8003 default_server; server_name g; }
+server { listen 0.0.0.0:8004; server_name h; }
+server { listen 8004 default_server; server_name i; }
+`)
+	table := route.Build(cfg.HTTP)
+	name := func(s *config.Server) string {
+		if s == nil {
+			return "<nil>"
+		}
+		return s.Names[0].Exact
+	}
+	want := map[string]string{
+		"127.0.0.1:8001 127.0.0.1": "b",
+		":8002 127.0.0.1":          "c", // the wildcard's group
+		":8002 127.0.0.2":          "e",
+		"[::1]:8003 ::1":           "f",
+		"127.0.0.1:8003 127.0.0.1": "g",
+		":8004 127.0.0.1":          "i",
+	}
+	for k, w := range want {
+		var addr, ip string
+		for i := len(k) - 1; i >= 0; i-- {
+			if k[i] == ' ' {
+				addr, ip = k[:i], k[i+1:]
+				break
+			}
+		}
+		b := table.Binding(addr)
+		if b == nil {
+			t.Errorf("no binding %s", addr)
+			continue
+		}
+		if got := name(b.Default(ip)); got != w {
+			t.Errorf("Default(%s) on %s = %s, want %s", ip, addr, got, w)
+		}
+	}
+	for _, b := range table.Bindings {
+		for _, ip := range []string{"127.0.0.1", "127.0.0.2", "::1", "10.0.0.1"} {
+			if d, s := b.Default(ip), b.Server(ip, "no.such.name.invalid"); d != s {
+				t.Errorf("bind %s, local %s: Default is %s, an unmatched Host gets %s", b.Addr, ip, name(d), name(s))
+			}
+		}
+	}
+}
