@@ -105,15 +105,7 @@ func (c *upstreamClient) get(up *config.Upstream, key string) *upstreamConn {
 			c.mu.Unlock()
 			return nil
 		}
-		list := ic.idle[key]
-		pc := list[len(list)-1]
-		list[len(list)-1] = nil
-		ic.idle[key] = list[:len(list)-1]
-		ic.n--
-		pc.idle = false
-		if pc.timer != nil {
-			pc.timer.Stop()
-		}
+		pc := ic.remove(key, len(ic.idle[key])-1) // the most recently used
 		fresh := nanotime()-pc.idleAt < int64(ic.lim.timeout)
 		c.mu.Unlock()
 		if fresh && pc.alive() {
