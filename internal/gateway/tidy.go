@@ -18,11 +18,14 @@ import (
 // tidyBurst accepted connections is followed by a full tidyQuiet with no
 // new connection, wsgate runs one GC and returns the freed memory to the
 // OS at once (debug.FreeOSMemory): a few milliseconds of CPU, once per
-// burst, never while connections keep arriving. WSGATE_MEMORY_TIDY=off
-// turns it off.
+// burst, never while connections keep arriving, and at most once per
+// tidyGap ticks: a GC's cost grows with the live heap, and bursts that keep
+// coming a few seconds apart are a load pattern, not a storm to clean up
+// after. WSGATE_MEMORY_TIDY=off turns it off.
 const (
 	tidyBurst = 256
 	tidyQuiet = time.Second
+	tidyGap   = 30 // ticks of tidyQuiet
 )
 
 // tidier counts accepted connections and tidies after a quiet period.
@@ -77,18 +80,21 @@ func (t *tidier) close() {
 
 // tidyState decides, one tick at a time, when to tidy: after a tick with
 // no new connection that follows at least tidyBurst of them since the last
-// tidy.
+// tidy, and no sooner than tidyGap ticks after it.
 type tidyState struct {
 	last    uint64 // accept count at the previous tick
 	settled uint64 // accept count at the last tidy
+	ticks   int    // ticks since the last tidy
+	tidied  bool   // there was one
 }
 
 func (s *tidyState) tick(accepts uint64) bool {
+	s.ticks++
 	moved := accepts != s.last
 	s.last = accepts
-	if moved || accepts-s.settled < tidyBurst {
+	if moved || accepts-s.settled < tidyBurst || s.tidied && s.ticks < tidyGap {
 		return false
 	}
-	s.settled = accepts
+	s.settled, s.ticks, s.tidied = accepts, 0, true
 	return true
 }

@@ -21,12 +21,22 @@ func TestTidyStateWaitsForBurstThenQuiet(t *testing.T) {
 		{301, false, "one more arrives"},
 		{301, false, "quiet after 1: no burst since the tidy"},
 		{700, false, "a new burst is arriving"},
-		{700, true, "quiet after it: tidy again"},
+		{700, false, "quiet after it, but the last tidy was 4 ticks ago"},
 	}
 	for i, st := range steps {
 		if got := s.tick(st.accepts); got != st.want {
 			t.Fatalf("step %d (%s): tick(%d) = %v, want %v", i, st.why, st.accepts, got, st.want)
 		}
+	}
+	// Quiet ticks until tidyGap have passed since the tidy: then it runs.
+	n := 0
+	for !s.tick(700) {
+		if n++; n > tidyGap {
+			t.Fatalf("no tidy %d quiet ticks after a burst", n)
+		}
+	}
+	if since := 5 + n + 1; since != tidyGap { // 5 steps above, n quiet ticks, the tidy
+		t.Errorf("second tidy %d ticks after the first, want %d", since, tidyGap)
 	}
 }
 
