@@ -227,12 +227,28 @@ json_error() {
 	printf '{"mode":"%s","tag":"%s","target":"%s","url":"","conns":0,"size":0,"error":"%s"}\n' "$1" "$2" "$3" "$msg"
 }
 
-# run_one TARGET MODE TAG ARGS...: one measured run against a fresh proxy.
+# start_backend: start the wsbench echo backend on LOAD_CPU, set BACKEND_PID.
+start_backend() {
+	taskset -c "$LOAD_CPU" bin/wsbench echo-server -addr "127.0.0.1:$BACKEND_PORT" 2>"$TMP/backend.err" &
+	BACKEND_PID=$!
+	STARTED+=("$BACKEND_PID")
+	wait_port "$BACKEND_PORT" "$BACKEND_PID" || {
+		log "echo backend did not start: $(cat "$TMP/backend.err")"
+		exit 1
+	}
+}
+
+# run_one TARGET MODE TAG ARGS...: one measured run against a fresh proxy
+# and a fresh backend, so that no run inherits another's heap or sockets
+# (a backend that has just held 9000 WebSockets slows the next scenario
+# down by a fifth).
 run_one() {
 	local target=$1 mode=$2 tag=$3
 	shift 3
+	start_backend
 	log "$(bin/wsbench quiet -max-busy "$QUIET_PCT" -timeout "$QUIET_WAIT")"
 	if ! start_target "$target"; then
+		stop_pid "$BACKEND_PID"
 		json_error "$mode" "$tag" "$target" "$START_ERR" >>"$RESULTS"
 		log "$target $tag: n/a ($START_ERR)"
 		return 0
@@ -250,6 +266,7 @@ run_one() {
 	if [[ -n $PROXY_PID ]]; then
 		stop_pid "$PROXY_PID"
 	fi
+	stop_pid "$BACKEND_PID"
 }
 
 # run_scenario TARGET SCENARIO
@@ -282,14 +299,6 @@ if port_busy "$BACKEND_PORT"; then
 	log "port $BACKEND_PORT is already in use; set BACKEND_PORT"
 	exit 1
 fi
-taskset -c "$LOAD_CPU" bin/wsbench echo-server -addr "127.0.0.1:$BACKEND_PORT" 2>"$TMP/backend.err" &
-BACKEND_PID=$!
-STARTED+=("$BACKEND_PID")
-wait_port "$BACKEND_PORT" "$BACKEND_PID" || {
-	log "echo backend did not start: $(cat "$TMP/backend.err")"
-	exit 1
-}
-
 start=$SECONDS
 for ((run = 1; run <= RUNS; run++)); do
 	for t in $TARGETS; do
@@ -299,7 +308,6 @@ for ((run = 1; run <= RUNS; run++)); do
 		done
 	done
 done
-stop_pid "$BACKEND_PID"
 
 REPORT=bench/results/$STAMP.md
 {
