@@ -428,15 +428,16 @@ func dupSocket(c net.Conn) (int, error) {
 // non-blocking, so the calls never wait: they skip the scheduler
 // bookkeeping of syscall.Read and syscall.Write (RawSyscall), as Go's own
 // poller does for its non-blocking descriptors' epoll calls.
-func readFD(fd int, b []byte) (int, error) {
-	var p unsafe.Pointer
+func readFD(fd int, b []byte) (int, error)  { return rawIO(syscall.SYS_READ, fd, b) }
+func writeFD(fd int, b []byte) (int, error) { return rawIO(syscall.SYS_WRITE, fd, b) }
+
+func rawIO(trap uintptr, fd int, b []byte) (int, error) {
+	p := unsafe.Pointer(&zero) // what an empty buffer points at
 	if len(b) > 0 {
 		p = unsafe.Pointer(&b[0])
-	} else {
-		p = unsafe.Pointer(&zero)
 	}
 	for {
-		n, _, errno := syscall.RawSyscall(syscall.SYS_READ, uintptr(fd), uintptr(p), uintptr(len(b)))
+		n, _, errno := syscall.RawSyscall(trap, uintptr(fd), uintptr(p), uintptr(len(b)))
 		if errno == syscall.EINTR {
 			continue
 		}
@@ -447,27 +448,7 @@ func readFD(fd int, b []byte) (int, error) {
 	}
 }
 
-func writeFD(fd int, b []byte) (int, error) {
-	var p unsafe.Pointer
-	if len(b) > 0 {
-		p = unsafe.Pointer(&b[0])
-	} else {
-		p = unsafe.Pointer(&zero)
-	}
-	for {
-		n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(p), uintptr(len(b)))
-		if errno == syscall.EINTR {
-			continue
-		}
-		if errno != 0 {
-			return 0, errno
-		}
-		return int(n), nil
-	}
-}
-
-// zero is what an empty buffer points at.
-var zero uintptr
+var zero byte
 
 // epoch is the origin of monotime.
 var epoch = time.Now()
