@@ -2,23 +2,17 @@ package gateway_test
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wsgate/wsgate/internal/testenv"
 )
 
 // keepConn is a raw client connection that sends requests one by one.
@@ -295,7 +289,7 @@ func TestConnectionTimeoutsReload(t *testing.T) {
 func TestConnectionTimeoutsTLS(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	cert, key := writeTestCert(t, dir)
+	cert, key := testenv.WriteCert(t, dir, "test")
 	p := startProxy(t, `
 server {
 	listen {{LISTEN}} ssl;
@@ -336,32 +330,4 @@ server {
 		}
 		k.closedWithin(5 * time.Second)
 	})
-}
-
-// writeTestCert writes a self-signed certificate for 127.0.0.1.
-func writeTestCert(t *testing.T, dir string) (cert, key string) {
-	t.Helper()
-	pk, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "wsgate test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &pk.PublicKey, pk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalECPrivateKey(pk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, key = filepath.Join(dir, "test.crt"), filepath.Join(dir, "test.key")
-	writeFile(t, dir, "test.crt", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
-	writeFile(t, dir, "test.key", string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})))
-	return cert, key
 }

@@ -1,19 +1,12 @@
 package lifecycle
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"net"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/wsgate/wsgate/internal/testenv"
 )
 
 const dynamicConf = `
@@ -71,35 +64,6 @@ http {
 }
 `
 
-// writeCert writes a self-signed certificate for 127.0.0.1 with the given
-// common name and returns the cert and key paths.
-func writeCert(t testing.TB, dir, cn string) (string, string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, keyPath := filepath.Join(dir, cn+".crt"), filepath.Join(dir, cn+".key")
-	os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
-	os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
-	return cert, keyPath
-}
-
 // servedCN returns the common name of the certificate addr presents.
 func servedCN(t testing.TB, addr string) string {
 	t.Helper()
@@ -116,8 +80,8 @@ func servedCN(t testing.TB, addr string) string {
 // serves the new certificate to new connections, as nginx does.
 func TestReloadNewCertificate(t *testing.T) {
 	dir := t.TempDir()
-	c1, k1 := writeCert(t, dir, "first")
-	c2, k2 := writeCert(t, dir, "second")
+	c1, k1 := testenv.WriteCert(t, dir, "first")
+	c2, k2 := testenv.WriteCert(t, dir, "second")
 	p := itoa(freePort(t))
 	addr := "127.0.0.1:" + p
 	g := startGateway(t, tlsConf, map[string]string{"P": p, "CERT": c1, "KEY": k1}, addr)
