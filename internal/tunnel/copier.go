@@ -260,69 +260,27 @@ func (c frameCopier) run() {
 // proxy's own Ping is dropped.
 func (c frameCopier) process() {
 	b := c.buf[:c.end]
-	p, out := 0, 0 // b[out:p] is parsed and not yet written
-	for {
-		if c.remaining > 0 {
-			k := min(int64(len(b)-p), c.remaining)
-			p += int(k)
-			c.remaining -= k
-			if c.remaining > 0 {
-				break
-			}
-		}
-		// At a frame boundary: the proxy may speak here.
-		if f := c.dst.flags.Load(); f&boundaryMask != 0 {
-			c.write(b[out:p])
-			out = p
-			c.service(f)
-		}
-		h, ok := parseHeader(b[p:])
-		if !ok {
-			break
-		}
-		control := isControl(h.opcode) && h.length >= 0 && h.length <= maxControlPayload
-		if control && len(b)-p < h.size+int(h.length) {
-			break // judge a control frame only when all of it is here
-		}
-		if !c.discard {
-			if code, err := c.check(&h); code != 0 {
-				c.write(b[out:p])
-				out = p
-				c.violate(code, err)
-			}
-		}
-		if control {
-			whole := h.size + int(h.length)
-			pl := b[p+h.size : p+whole]
-			switch h.opcode {
-			case opClose:
-				c.t.noteClose(closeCode(&h, pl), c.src.name)
-				forwarded := !c.discard
-				c.write(b[out : p+whole])
-				out = p + whole
-				if forwarded && !c.discard {
-					c.dst.flags.Or(flagClosedOut)
-				}
-				c.src.flags.Or(flagClosedIn)
-				c.t.kick()
-			case opPong:
-				if h.length == 8 && unmaskedPrefix(&h, pl) == c.src.pingToken.Load() {
-					c.write(b[out:p]) // drop the answer to our own ping
-					out = p + whole
-				}
-			}
-			p += whole
-			continue
-		}
-		p += h.size
-		c.remaining = h.length
-		if h.length < 0 { // only seen while discarding garbage
-			c.remaining = math.MaxInt64
-		}
-	}
-	c.write(b[out:p])
-	c.keep(b[p:])
+	c.keep(b[scanFrames(c, b):])
 }
+
+// frameCopier is scanFrames' frameDir for the goroutine engine.
+func (c frameCopier) state() *parseState { return &c.parseState }
+func (c frameCopier) boundary() uint32 {
+	if f := c.dst.flags.Load(); f&boundaryMask != 0 {
+		return f
+	}
+	return 0
+}
+func (c frameCopier) forward(b []byte)   { c.write(b) }
+func (c frameCopier) closeSeen(code int) { c.t.noteClose(code, c.src.name) }
+func (c frameCopier) closeDone(forwarded bool) {
+	if forwarded {
+		c.dst.flags.Or(flagClosedOut)
+	}
+	c.src.flags.Or(flagClosedIn)
+	c.t.kick()
+}
+func (c frameCopier) pingToken() uint64 { return c.src.pingToken.Load() }
 
 // keep makes rest (an incomplete header or control frame, at most
 // maxControlFrame bytes) the start of the buffer for the next read.
@@ -355,8 +313,8 @@ var (
 
 // check validates a frame header from src and updates the message state. It
 // returns the Close code to send src (0 if the frame may pass) and why.
-func (c frameCopier) check(h *header) (uint16, error) {
-	return c.parseState.check(h, c.fromClient, &c.t.opt, c.now)
+func (c frameCopier) check(h header) (uint16, error) {
+	return c.parseState.check(&h, c.fromClient, &c.t.opt, c.now)
 }
 
 // violate closes the tunnel over a frame src must not send: Close(code) to

@@ -334,71 +334,29 @@ func (e *epollTunnel) process(d *epDir, b []byte) {
 		return
 	}
 	d.busy = true
-	p, out := 0, 0 // b[out:p] is parsed and not yet written
-	for {
-		if d.remaining > 0 {
-			k := min(int64(len(b)-p), d.remaining)
-			p += int(k)
-			d.remaining -= k
-			if d.remaining > 0 {
-				break
-			}
-		}
-		// At a frame boundary: the proxy may speak here.
-		if d.dst.flags&boundaryMask != 0 {
-			e.write(d, b[out:p])
-			out = p
-			e.service(d)
-		}
-		h, ok := parseHeader(b[p:])
-		if !ok {
-			break
-		}
-		control := isControl(h.opcode) && h.length >= 0 && h.length <= maxControlPayload
-		if control && len(b)-p < h.size+int(h.length) {
-			break // judge a control frame only when all of it is here
-		}
-		if !d.discard {
-			if code, err := d.check(&h, d.fromClient, &e.t.opt, e.l.now); code != 0 {
-				e.write(d, b[out:p])
-				out = p
-				e.violate(d, code, err)
-			}
-		}
-		if control {
-			whole := h.size + int(h.length)
-			pl := b[p+h.size : p+whole]
-			switch h.opcode {
-			case opClose:
-				e.t.noteClose(closeCode(&h, pl), d.src.name())
-				forwarded := !d.discard
-				e.write(d, b[out:p+whole])
-				out = p + whole
-				if forwarded && !d.discard {
-					d.dst.flags |= flagClosedOut
-				}
-				d.src.flags |= flagClosedIn
-			case opPong:
-				if h.length == 8 && unmaskedPrefix(&h, pl) == d.src.pingToken {
-					e.write(d, b[out:p]) // drop the answer to our own ping
-					out = p + whole
-				}
-			}
-			p += whole
-			continue
-		}
-		p += h.size
-		d.remaining = h.length
-		if h.length < 0 { // only seen while discarding garbage
-			d.remaining = math.MaxInt64
-		}
-	}
-	e.write(d, b[out:p])
-	if rest := b[p:]; len(rest) > 0 {
-		d.carry = append(make([]byte, 0, maxControlFrame), rest...)
+	if p := scanFrames(d, b); p < len(b) {
+		d.carry = append(make([]byte, 0, maxControlFrame), b[p:]...)
 	}
 	d.busy = false
 }
+
+// epDir is scanFrames' frameDir for the epoll engine.
+func (d *epDir) state() *parseState { return &d.parseState }
+func (d *epDir) boundary() uint32   { return d.dst.flags & boundaryMask }
+func (d *epDir) service(uint32)     { d.src.e.service(d) }
+func (d *epDir) forward(b []byte)   { d.src.e.write(d, b) }
+func (d *epDir) check(h header) (uint16, error) {
+	return d.parseState.check(&h, d.fromClient, &d.src.e.t.opt, d.src.e.l.now)
+}
+func (d *epDir) violate(code uint16, err error) { d.src.e.violate(d, code, err) }
+func (d *epDir) closeSeen(code int)             { d.src.e.t.noteClose(code, d.src.name()) }
+func (d *epDir) closeDone(forwarded bool) {
+	if forwarded {
+		d.dst.flags |= flagClosedOut
+	}
+	d.src.flags |= flagClosedIn
+}
+func (d *epDir) pingToken() uint64 { return d.src.pingToken }
 
 // service acts on d.dst's mailbox. It must be called only at a frame
 // boundary of d's output.

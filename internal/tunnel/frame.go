@@ -2,6 +2,7 @@ package tunnel
 
 import (
 	"encoding/binary"
+	"math"
 	"time"
 )
 
@@ -214,4 +215,86 @@ func (c *parseState) check(h *header, fromClient bool, opt *Options, now int64) 
 		c.msgSize = 0
 	}
 	return 0, nil
+}
+
+// frameDir is one direction of a tunnel engine, as scanFrames sees it.
+type frameDir interface {
+	state() *parseState
+	// boundary returns the destination's flags that ask the proxy to
+	// speak at the next frame boundary (0: nothing to say).
+	boundary() uint32
+	service(f uint32)               // say it (f: what boundary returned)
+	forward(b []byte)               // pass b on to the destination
+	check(h header) (uint16, error) // validate a frame header from the source (by value: it stays on the stack)
+	violate(code uint16, err error) // the source broke the protocol or a limit
+	closeSeen(code int)             // a Close frame from the source, before it is forwarded
+	closeDone(forwarded bool)       // after it: the closing handshake's flags
+	pingToken() uint64              // the payload of the proxy's own Ping to the source
+}
+
+// scanFrames forwards the whole frames and frame parts in b, parsing
+// headers in place, and returns how much of b it consumed: the rest is an
+// incomplete header (or incomplete control frame) to be completed by the
+// next read. Frames go out unchanged; only a Pong answering the proxy's
+// own Ping is dropped. Both engines carry frames with it.
+func scanFrames(d frameDir, b []byte) int {
+	st := d.state()
+	p, out := 0, 0 // b[out:p] is parsed and not yet written
+	for {
+		if st.remaining > 0 {
+			k := min(int64(len(b)-p), st.remaining)
+			p += int(k)
+			st.remaining -= k
+			if st.remaining > 0 {
+				break
+			}
+		}
+		// At a frame boundary: the proxy may speak here.
+		if f := d.boundary(); f != 0 {
+			d.forward(b[out:p])
+			out = p
+			d.service(f)
+		}
+		h, ok := parseHeader(b[p:])
+		if !ok {
+			break
+		}
+		control := isControl(h.opcode) && h.length >= 0 && h.length <= maxControlPayload
+		if control && len(b)-p < h.size+int(h.length) {
+			break // judge a control frame only when all of it is here
+		}
+		if !st.discard {
+			if code, err := d.check(h); code != 0 {
+				d.forward(b[out:p])
+				out = p
+				d.violate(code, err)
+			}
+		}
+		if control {
+			whole := h.size + int(h.length)
+			pl := b[p+h.size : p+whole]
+			switch h.opcode {
+			case opClose:
+				d.closeSeen(closeCode(&h, pl))
+				forwarded := !st.discard
+				d.forward(b[out : p+whole])
+				out = p + whole
+				d.closeDone(forwarded && !st.discard)
+			case opPong:
+				if h.length == 8 && unmaskedPrefix(&h, pl) == d.pingToken() {
+					d.forward(b[out:p]) // drop the answer to our own ping
+					out = p + whole
+				}
+			}
+			p += whole
+			continue
+		}
+		p += h.size
+		st.remaining = h.length
+		if h.length < 0 { // only seen while discarding garbage
+			st.remaining = math.MaxInt64
+		}
+	}
+	d.forward(b[out:p])
+	return p
 }
