@@ -174,7 +174,7 @@ func (h *Handler) explainProxy(w io.Writer, q *request) {
 	host := t.host
 	if upgrade {
 		hdr = http.Header{}
-		h.setHeaders(q, hdr, true)
+		h.setHeaders(q, hdr)
 		if v, ok := hdr["Host"]; ok && len(v) > 0 {
 			host = v[0]
 		}

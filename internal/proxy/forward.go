@@ -442,7 +442,7 @@ func (h *Handler) exchangeFor(q *request, t *target) *exchange {
 		sendTimeout: s.ProxySendTimeout,
 		readTimeout: s.ProxyReadTimeout,
 	}
-	h.setHeaders(q, ex.header, false)
+	h.setHeaders(q, ex.header)
 	if hv, ok := ex.header["Host"]; ok {
 		if len(hv) > 0 && hv[0] != "" {
 			ex.host = hv[0]
@@ -475,44 +475,62 @@ func connectionIsLiteral(s *config.Settings) bool {
 	return false
 }
 
-// setHeaders fills hdr with the upstream request headers for q. upgrade
-// keeps the headers a protocol upgrade needs.
-func (h *Handler) setHeaders(q *request, hdr http.Header, upgrade bool) {
+// setHeaders fills hdr with the upstream request headers for q: the
+// proxy_set_header values that are not empty, then the client's end-to-end
+// headers (their value slices shared, not copied).
+func (h *Handler) setHeaders(q *request, hdr http.Header) {
+	h.eachUpstreamHeader(q,
+		func(k, v string) { hdr[k] = append(hdr[k], v) },
+		func(k string, vs []string) {
+			if _, ok := hdr[k]; ok {
+				hdr[k] = append(hdr[k], vs...)
+			} else {
+				hdr[k] = vs
+			}
+		})
+}
+
+// eachUpstreamHeader walks the headers a proxied request carries upstream,
+// without building a map: set gets every proxy_set_header value that is
+// not empty, then pass every client header that passes (not one the
+// location sets, not hop-by-hop, not named by the client's Connection
+// header).
+func (h *Handler) eachUpstreamHeader(q *request, set func(k, v string), pass func(k string, vs []string)) {
 	s := q.set
-	p := q.h.planFor(s)
+	p := h.planFor(s)
 	for i, sh := range s.ProxySetHeaders {
-		v := sh.Value.Eval(q)
-		if v == "" {
-			continue
+		if v := sh.Value.Eval(q); v != "" {
+			set(p.setNames[i], v)
 		}
-		k := p.setNames[i]
-		hdr[k] = append(hdr[k], v)
 	}
 	if !s.PassRequestHeaders {
 		return
 	}
-	// Headers the client's Connection header names are hop-by-hop too.
-	var listed map[string]bool
-	for _, v := range q.r.Header["Connection"] {
-		for _, tok := range strings.Split(v, ",") {
-			if tok = strings.TrimSpace(tok); tok != "" {
-				if listed == nil {
-					listed = map[string]bool{}
-				}
-				listed[http.CanonicalHeaderKey(tok)] = true
+	conn := q.r.Header["Connection"]
+	for k, vs := range q.r.Header {
+		if !p.skipRequest[k] && !connectionListed(conn, k) {
+			pass(k, vs)
+		}
+	}
+}
+
+// connectionListed reports whether the Connection header values name k
+// (a hop-by-hop header of this connection). k is canonical.
+func connectionListed(conn []string, k string) bool {
+	for _, v := range conn {
+		for v != "" {
+			tok := v
+			if i := strings.IndexByte(v, ','); i >= 0 {
+				tok, v = v[:i], v[i+1:]
+			} else {
+				v = ""
+			}
+			if strings.EqualFold(strings.TrimSpace(tok), k) {
+				return true
 			}
 		}
 	}
-	for k, vs := range q.r.Header {
-		if p.skipRequest[k] || listed[k] {
-			continue
-		}
-		if _, ok := hdr[k]; ok {
-			hdr[k] = append(hdr[k], vs...)
-		} else {
-			hdr[k] = vs
-		}
-	}
+	return false
 }
 
 // headerPlan is the per-location header work done once: canonical names

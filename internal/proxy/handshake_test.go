@@ -114,7 +114,7 @@ func TestAppendHandshake(t *testing.T) {
 		t.Errorf("request line/Host = %s %s Host %s, want GET /ws/chat?room=1 Host example.com", got.Method, got.RequestURI, got.Host)
 	}
 	want := http.Header{}
-	h.setHeaders(q, want, true)
+	h.setHeaders(q, want)
 	for _, k := range []string{"Host", "Connection", "Upgrade", "Content-Length"} {
 		want.Del(k)
 	}

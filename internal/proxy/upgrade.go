@@ -172,14 +172,12 @@ var handshakeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); retu
 func (h *Handler) appendHandshake(dst []byte, q *request, t *target, proto string) []byte {
 	s := q.set
 	p := h.planFor(s)
-	host, hostSet := t.host, false
+	host := t.host // unless proxy_set_header Host gives one
 	for i, k := range p.setNames {
 		if k == "Host" {
 			if v := s.ProxySetHeaders[i].Value.Eval(q); v != "" {
-				if !hostSet {
-					host = v
-				}
-				hostSet = true
+				host = v
+				break
 			}
 		}
 	}
@@ -191,7 +189,7 @@ func (h *Handler) appendHandshake(dst []byte, q *request, t *target, proto strin
 	dst = append(dst, "\r\nUpgrade: "...)
 	dst = append(dst, proto...)
 	dst = append(dst, "\r\nConnection: upgrade\r\n"...)
-	h.eachUpstreamHeader(q, p, func(k, v string) {
+	line := func(k, v string) {
 		switch k {
 		case "Host", "Connection", "Upgrade", "Content-Length":
 			return
@@ -200,6 +198,11 @@ func (h *Handler) appendHandshake(dst []byte, q *request, t *target, proto strin
 		dst = append(dst, ": "...)
 		dst = appendHeaderValue(dst, v)
 		dst = append(dst, "\r\n"...)
+	}
+	h.eachUpstreamHeader(q, line, func(k string, vs []string) {
+		for _, v := range vs {
+			line(k, v)
+		}
 	})
 	return append(dst, "\r\n"...)
 }
@@ -214,50 +217,6 @@ func appendHeaderValue(dst []byte, v string) []byte {
 		dst = append(dst, c)
 	}
 	return dst
-}
-
-// eachUpstreamHeader calls fn for every header setHeaders would put in a
-// proxied request's header (the proxy_set_header values that are not
-// empty, then the client's headers that pass), in that order, without
-// building a map.
-func (h *Handler) eachUpstreamHeader(q *request, p *headerPlan, fn func(k, v string)) {
-	s := q.set
-	for i, sh := range s.ProxySetHeaders {
-		if v := sh.Value.Eval(q); v != "" {
-			fn(p.setNames[i], v)
-		}
-	}
-	if !s.PassRequestHeaders {
-		return
-	}
-	conn := q.r.Header["Connection"]
-	for k, vs := range q.r.Header {
-		if p.skipRequest[k] || connectionListed(conn, k) {
-			continue
-		}
-		for _, v := range vs {
-			fn(k, v)
-		}
-	}
-}
-
-// connectionListed reports whether the Connection header values name k
-// (a hop-by-hop header of this connection). k is canonical.
-func connectionListed(conn []string, k string) bool {
-	for _, v := range conn {
-		for v != "" {
-			tok := v
-			if i := strings.IndexByte(v, ','); i >= 0 {
-				tok, v = v[:i], v[i+1:]
-			} else {
-				v = ""
-			}
-			if strings.EqualFold(strings.TrimSpace(tok), k) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // runTunnel completes the client side of the upgrade and carries the
