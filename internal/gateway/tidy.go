@@ -31,8 +31,7 @@ const (
 // tidier counts accepted connections and tidies after a quiet period.
 type tidier struct {
 	accepts atomic.Uint64
-	tidies  atomic.Uint64 // tidies done (tests)
-	free    func()        // debug.FreeOSMemory
+	free    func() // debug.FreeOSMemory
 	stop    chan struct{}
 	done    chan struct{}
 }
@@ -41,7 +40,7 @@ func newTidier() *tidier {
 	return &tidier{free: debug.FreeOSMemory, stop: make(chan struct{}), done: make(chan struct{})}
 }
 
-// enabled reports whether the environment allows the tidy.
+// tidyEnabled reports whether the environment allows the tidy.
 func tidyEnabled() bool {
 	switch os.Getenv("WSGATE_MEMORY_TIDY") {
 	case "off", "0", "false", "no":
@@ -63,7 +62,6 @@ func (t *tidier) run(quiet time.Duration) {
 		case <-tk.C:
 			if s.tick(t.accepts.Load()) {
 				t.free()
-				t.tidies.Add(1)
 			}
 		}
 	}
