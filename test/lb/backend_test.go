@@ -101,20 +101,26 @@ func (b *backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, b.name)
 		return
 	}
+	// Counted before Accept writes the 101: a client that has its
+	// handshake back must find the tunnel counted (undone on failure).
+	b.upgrades.Add(1)
+	b.live.Add(1)
 	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
+		b.upgrades.Add(-1)
+		b.live.Add(-1)
 		return
 	}
 	b.mu.Lock()
 	if b.down {
 		b.mu.Unlock()
+		b.upgrades.Add(-1)
+		b.live.Add(-1)
 		c.CloseNow()
 		return
 	}
 	b.open[c] = struct{}{}
 	b.mu.Unlock()
-	b.upgrades.Add(1)
-	b.live.Add(1)
 	b.note("ws")
 	defer func() {
 		b.live.Add(-1)
