@@ -14,7 +14,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"github.com/wsgate/wsgate/internal/config"
 )
@@ -131,14 +130,9 @@ func (pc *upstreamConn) alive() bool {
 		if err != nil {
 			return false
 		}
-		// A non-blocking peek: EAGAIN means open and quiet; 0 bytes means
-		// the server closed it; data means it is out of step.
 		pc.rc = rc
 		pc.peekFn = func(fd uintptr) bool {
-			var b [1]byte
-			_, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
-				syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
-			pc.peekOK = errno == syscall.EAGAIN || errno == syscall.EWOULDBLOCK
+			pc.peekOK = peekQuiet(fd)
 			return true
 		}
 	}
@@ -278,39 +272,64 @@ func (h *Handler) roundTrip(ctx context.Context, useTLS bool, addr string, ex *e
 		key = "tls://" + addr
 	}
 	pc := h.client.get(ex.up, key)
-	if pc == nil {
-		dctx, cancel := context.WithTimeout(ctx, ex.connect)
-		c, err := h.dialContext(dctx, "tcp", addr)
-		if err == nil && useTLS {
-			host, _, _ := net.SplitHostPort(addr)
-			tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true, ServerName: host, NextProtos: []string{"http/1.1"}})
-			if herr := tc.HandshakeContext(dctx); herr != nil {
-				c.Close()
-				err = &dialError{addr: addr, err: herr}
-			} else {
-				c = tc
+	for {
+		if pc == nil {
+			var err error
+			if pc, err = h.dialUpstream(ctx, useTLS, addr, key, ex); err != nil {
+				return nil, err
 			}
 		}
-		cancel()
+		pc.requests++
+		// A client that goes away aborts the upstream exchange.
+		stop := context.AfterFunc(ctx, func() { pc.Conn.SetDeadline(time.Now().Add(-time.Second)) })
+		resp, err := h.send(pc, ex)
 		if err != nil {
+			stop()
+			pc.Conn.Close()
+			// Like nginx with a cached keepalive connection, a request
+			// without a body that found its pooled connection closed
+			// (the server closed it as the request went out: reset, or
+			// EOF before any byte of the response) is sent once more on
+			// a new connection, not answered with a 502.
+			if pc.reused && ex.body == nil && ctx.Err() == nil && staleReuse(err) {
+				pc = nil
+				continue
+			}
 			return nil, err
 		}
-		pc = &upstreamConn{Conn: c, up: ex.up, key: key, opened: nanotime(),
-			br: bufio.NewReaderSize(c, 4096), bw: bufio.NewWriterSize(c, 4096)}
+		body := &upstreamBody{client: h.client, pc: pc, rc: resp.Body, timeout: ex.readTimeout, stop: stop,
+			reusable: !ex.close && !resp.Close}
+		resp.Body = body
+		return resp, nil
 	}
-	pc.requests++
-	// A client that goes away aborts the upstream exchange.
-	stop := context.AfterFunc(ctx, func() { pc.Conn.SetDeadline(time.Now().Add(-time.Second)) })
-	resp, err := h.send(pc, ex)
+}
+
+// dialUpstream opens a new connection to addr for ex.
+func (h *Handler) dialUpstream(ctx context.Context, useTLS bool, addr, key string, ex *exchange) (*upstreamConn, error) {
+	dctx, cancel := context.WithTimeout(ctx, ex.connect)
+	defer cancel()
+	c, err := h.dialContext(dctx, "tcp", addr)
 	if err != nil {
-		stop()
-		pc.Conn.Close()
 		return nil, err
 	}
-	body := &upstreamBody{client: h.client, pc: pc, rc: resp.Body, timeout: ex.readTimeout, stop: stop,
-		reusable: !ex.close && !resp.Close}
-	resp.Body = body
-	return resp, nil
+	if useTLS {
+		host, _, _ := net.SplitHostPort(addr)
+		tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true, ServerName: host, NextProtos: []string{"http/1.1"}})
+		if err := tc.HandshakeContext(dctx); err != nil {
+			c.Close()
+			return nil, &dialError{addr: addr, err: err}
+		}
+		c = tc
+	}
+	return &upstreamConn{Conn: c, up: ex.up, key: key, opened: nanotime(),
+		br: bufio.NewReaderSize(c, 4096), bw: bufio.NewWriterSize(c, 4096)}, nil
+}
+
+// staleReuse reports whether err from send is what a pooled connection
+// the server had closed gives: a reset or broken pipe, or EOF before any
+// byte of the response.
+func staleReuse(err error) bool {
+	return errors.Is(err, errClosedBeforeResponse) || isConnReset(err)
 }
 
 // send writes the request and reads the response head.
@@ -365,7 +384,16 @@ func (h *Handler) send(pc *upstreamConn, ex *exchange) (*http.Response, error) {
 	if ex.readTimeout > 0 {
 		pc.Conn.SetReadDeadline(time.Now().Add(ex.readTimeout))
 	}
-	resp, err := http.ReadResponse(pc.br, &http.Request{Method: ex.method})
+	// Wait for the first byte apart: ReadResponse reports EOF before any
+	// byte and EOF within the head alike.
+	_, err := pc.br.Peek(1)
+	if err == io.EOF {
+		return nil, errClosedBeforeResponse
+	}
+	var resp *http.Response
+	if err == nil {
+		resp, err = http.ReadResponse(pc.br, &http.Request{Method: ex.method})
+	}
 	for err == nil && resp.StatusCode == http.StatusContinue {
 		resp, err = http.ReadResponse(pc.br, &http.Request{Method: ex.method})
 	}
@@ -373,7 +401,7 @@ func (h *Handler) send(pc *upstreamConn, ex *exchange) (*http.Response, error) {
 		switch {
 		case isTimeout(err):
 			return nil, errUpstreamTimeout
-		case err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF):
+		case errors.Is(err, io.ErrUnexpectedEOF):
 			return nil, errors.New("upstream prematurely closed connection while reading response header from upstream")
 		case errors.Is(err, net.ErrClosed) || isConnReset(err):
 			return nil, err
@@ -382,6 +410,10 @@ func (h *Handler) send(pc *upstreamConn, ex *exchange) (*http.Response, error) {
 	}
 	return resp, nil
 }
+
+// errClosedBeforeResponse is send's error when the connection ended before
+// the first byte of the response.
+var errClosedBeforeResponse = errors.New("upstream prematurely closed connection while reading response header from upstream")
 
 var headerValueReplacer = strings.NewReplacer("\r", " ", "\n", " ")
 
