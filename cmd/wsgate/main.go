@@ -242,7 +242,7 @@ func serve(path, prefix string, cfg *config.Config, stderr io.Writer) int {
 	elog.Printf("[notice] wsgate/%s started, pid %d, listening on %s", version, os.Getpid(), strings.Join(g.Addrs(), ", "))
 
 	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGINT, sigReopen)
 	defer signal.Stop(sigs)
 	for s := range sigs {
 		switch s {
@@ -271,9 +271,9 @@ func serve(path, prefix string, cfg *config.Config, stderr io.Writer) int {
 				os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
 			}
 			elog.Printf("[notice] reconfigured; %d WebSocket connection(s) carried over", g.Tunnels().Len())
-		case syscall.SIGUSR1:
+		case sigReopen:
 			// As nginx: the notice goes to the old file, then files reopen.
-			elog.Printf("[notice] signal %d (SIGUSR1) received, reopening logs", syscall.SIGUSR1)
+			elog.Printf("[notice] signal %d (SIGUSR1) received, reopening logs", sigReopen)
 			if err := el.open(el.path); err != nil {
 				elog.Printf("[alert] reopen error_log: %v", err)
 			}
@@ -299,7 +299,7 @@ func serve(path, prefix string, cfg *config.Config, stderr io.Writer) int {
 // running process through the pid file named by the configuration.
 func signalProcess(name, path, prefix string, stderr io.Writer) int {
 	sigs := map[string]syscall.Signal{
-		"stop": syscall.SIGTERM, "quit": syscall.SIGQUIT, "reopen": syscall.SIGUSR1, "reload": syscall.SIGHUP,
+		"stop": syscall.SIGTERM, "quit": syscall.SIGQUIT, "reopen": sigReopen, "reload": syscall.SIGHUP,
 	}
 	sig, ok := sigs[name]
 	if !ok {
@@ -326,7 +326,7 @@ func signalProcess(name, path, prefix string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "wsgate: [error] invalid PID number %q in %q\n", strings.TrimSpace(string(b)), pidFile)
 		return 1
 	}
-	if err := syscall.Kill(pid, sig); err != nil {
+	if err := killProcess(pid, sig); err != nil {
 		fmt.Fprintf(stderr, "wsgate: [error] kill(%d, %s) failed: %v\n", pid, name, err)
 		return 1
 	}
