@@ -186,4 +186,5 @@ func (o *loadOptions) drive(workers int, t *tally, r *result, op workerOp) {
 	t.fill(r)
 	measureCPU(r, o.procs, before.proxy, after.proxy)
 	r.OtherCPUpct = otherCPUPercent(before, after)
+	coreBusy(r, before, after)
 }

@@ -246,3 +246,17 @@ func otherCPUPercent(a, b meterSample) float64 {
 	other := (b.system - a.system) - (b.proxy.cpu - a.proxy.cpu) - (b.backend - a.backend) - (b.self - a.self)
 	return max(0, 100*float64(other)/float64(wall))
 }
+
+// coreBusy records in r how busy the proxy and the load side kept their
+// cores between two samples, in percent of one core.
+func coreBusy(r *result, a, b meterSample) {
+	wall := b.at.Sub(a.at)
+	if wall <= 0 {
+		return
+	}
+	pct := func(d time.Duration) float64 { return 100 * float64(d) / float64(wall) }
+	if r.ProxyMeasured {
+		r.ProxyCorePct = pct(b.proxy.cpu - a.proxy.cpu)
+	}
+	r.LoadCorePct = pct((b.backend - a.backend) + (b.self - a.self))
+}

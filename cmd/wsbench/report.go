@@ -18,9 +18,17 @@ import (
 type metric struct {
 	name   string
 	lower  bool // lower is better
+	info   bool // neither better nor worse: no ratio
 	proxy  bool // needs proxy measurement; "—" for an unmeasured target
 	digits int
 	value  func(*result) float64
+}
+
+// coreRows say which core saturates in a scenario whose rates are
+// measured: the one near 100 % limits them.
+var coreRows = []metric{
+	{name: "proxy core busy %", info: true, proxy: true, digits: 0, value: func(r *result) float64 { return r.ProxyCorePct }},
+	{name: "load core busy % (wsbench + backend)", info: true, digits: 0, value: func(r *result) float64 { return r.LoadCorePct }},
 }
 
 // scenarioMetrics lists the rows printed for each load mode.
@@ -30,6 +38,7 @@ var scenarioMetrics = map[string][]metric{
 		{name: "p50 latency µs", lower: true, digits: 0, value: func(r *result) float64 { return r.P50us }},
 		{name: "p99 latency µs", lower: true, digits: 0, value: func(r *result) float64 { return r.P99us }},
 		{name: "proxy CPU µs / round trip", lower: true, proxy: true, digits: 2, value: func(r *result) float64 { return r.CPUusPerOp }},
+		coreRows[0], coreRows[1],
 	},
 	"idle": {
 		{name: "proxy RSS bytes / held WebSocket", lower: true, proxy: true, digits: 0, value: func(r *result) float64 { return r.RSSPerConn }},
@@ -47,16 +56,19 @@ var scenarioMetrics = map[string][]metric{
 		{name: "p50 latency µs", lower: true, digits: 0, value: func(r *result) float64 { return r.P50us }},
 		{name: "p99 latency µs", lower: true, digits: 0, value: func(r *result) float64 { return r.P99us }},
 		{name: "proxy CPU µs / handshake", lower: true, proxy: true, digits: 1, value: func(r *result) float64 { return r.CPUusPerOp }},
+		coreRows[0], coreRows[1],
 	},
 	"bulk": {
 		{name: "MiB/s (both directions)", digits: 0, value: func(r *result) float64 { return r.MBPerSec }},
 		{name: "proxy CPU µs / MiB", lower: true, proxy: true, digits: 0, value: func(r *result) float64 { return r.CPUusPerMB }},
+		coreRows[0], coreRows[1],
 	},
 	"http": {
 		{name: "requests/s", digits: 0, value: func(r *result) float64 { return r.OpsPerSec }},
 		{name: "p50 latency µs", lower: true, digits: 0, value: func(r *result) float64 { return r.P50us }},
 		{name: "p99 latency µs", lower: true, digits: 0, value: func(r *result) float64 { return r.P99us }},
 		{name: "proxy CPU µs / request", lower: true, proxy: true, digits: 1, value: func(r *result) float64 { return r.CPUusPerOp }},
+		coreRows[0], coreRows[1],
 	},
 }
 
@@ -151,11 +163,14 @@ func writeReport(w io.Writer, results []*result) {
 		}
 		label := scenarioLabel(s, first)
 		for _, m := range scenarioMetrics[first.Mode] {
-			better := "higher is better"
-			if m.lower {
-				better = "lower is better"
+			switch {
+			case m.info:
+				fmt.Fprintf(w, "| %s | %s |", label, m.name)
+			case m.lower:
+				fmt.Fprintf(w, "| %s | %s (lower is better) |", label, m.name)
+			default:
+				fmt.Fprintf(w, "| %s | %s (higher is better) |", label, m.name)
 			}
-			fmt.Fprintf(w, "| %s | %s (%s) |", label, m.name, better)
 			medians := map[string]float64{}
 			for _, t := range targets {
 				v, ok, why := medianOf(groups[[2]string{s, t}], m)
@@ -165,6 +180,10 @@ func writeReport(w io.Writer, results []*result) {
 				} else {
 					fmt.Fprintf(w, " %s |", why)
 				}
+			}
+			if m.info {
+				fmt.Fprint(w, " | |\n")
+				continue
 			}
 			fmt.Fprintf(w, " %s | %s |\n", ratio(medians, "wsgate", "nginx"), ratio(medians, "wsgate", "haproxy"))
 		}

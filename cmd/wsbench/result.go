@@ -46,6 +46,13 @@ type result struct {
 	RSSHeld       int64   `json:"rss_held,omitempty"`
 	RSSPerConn    float64 `json:"rss_per_conn,omitempty"`
 
+	// ProxyCorePct and LoadCorePct say which core saturates: the proxy's
+	// CPU, and the CPU of the load side (wsbench and the echo backend,
+	// which share one core), over the window in percent of one core. A
+	// side near 100 is the one that limits the rates. Not set for idle.
+	ProxyCorePct float64 `json:"proxy_core_pct,omitempty"`
+	LoadCorePct  float64 `json:"load_core_pct,omitempty"`
+
 	// OtherCPUpct is CPU used during the window, on the CPUs the measured
 	// processes may run on, by processes other than the proxy, the backend
 	// and wsbench, in percent of one core.
