@@ -90,6 +90,68 @@ func TestConnectionTimeouts(t *testing.T) {
 	}
 }
 
+// TestClientKeepaliveRequestsAndBodyTimeout: keepalive_requests N (http,
+// server, location; default 1000; a number as nginx's ngx_atoi reads it)
+// and client_body_timeout TIME (http, server, location; default 60s) take
+// effect, so "wsgate -t" no longer lists them as ignored; the upstream
+// block's keepalive_requests stays its own.
+func TestClientKeepaliveRequestsAndBodyTimeout(t *testing.T) {
+	t.Parallel()
+	cfg := mustLoad(t, `http {
+    keepalive_requests 7;
+    client_body_timeout 30s;
+    upstream u { server 127.0.0.1:1; keepalive_requests 5; }
+    server {
+        listen 8080;
+        location / { keepalive_requests 0; client_body_timeout 500ms; proxy_pass http://u; }
+        location /b { }
+    }
+    server { listen 8081; keepalive_requests 2000000000; client_body_timeout 0; }
+}`)
+	s0 := cfg.HTTP.Servers[0]
+	if s := s0.Settings; s.KeepaliveRequests != 7 || s.ClientBodyTimeout != 30*time.Second {
+		t.Errorf("http level, inherited: keepalive_requests %d client_body_timeout %v", s.KeepaliveRequests, s.ClientBodyTimeout)
+	}
+	if s := s0.Locations[0].Settings; s.KeepaliveRequests != 0 || s.ClientBodyTimeout != 500*time.Millisecond {
+		t.Errorf("location level: keepalive_requests %d client_body_timeout %v", s.KeepaliveRequests, s.ClientBodyTimeout)
+	}
+	if s := s0.Locations[1].Settings; s.KeepaliveRequests != 7 || s.ClientBodyTimeout != 30*time.Second {
+		t.Errorf("inherited by a location: keepalive_requests %d client_body_timeout %v", s.KeepaliveRequests, s.ClientBodyTimeout)
+	}
+	if s := cfg.HTTP.Servers[1].Settings; s.KeepaliveRequests != 2000000000 || s.ClientBodyTimeout != 0 {
+		t.Errorf("server level: keepalive_requests %d client_body_timeout %v", s.KeepaliveRequests, s.ClientBodyTimeout)
+	}
+	if u := cfg.HTTP.Upstreams["u"]; u == nil || u.KeepaliveRequests != 5 {
+		t.Errorf("upstream keepalive_requests: %+v", u)
+	}
+	for _, ig := range cfg.Ignored {
+		if ig.Name == "keepalive_requests" || ig.Name == "client_body_timeout" {
+			t.Errorf("listed as ignored: %s", ig)
+		}
+	}
+	cfg = mustLoad(t, `http { server { } }`)
+	if s := cfg.HTTP.Servers[0].Settings; s.KeepaliveRequests != 1000 || s.ClientBodyTimeout != time.Minute {
+		t.Errorf("defaults: keepalive_requests %d client_body_timeout %v", s.KeepaliveRequests, s.ClientBodyTimeout)
+	}
+	bad := []struct{ src, want string }{
+		{`http { keepalive_requests -1; server { } }`, `"keepalive_requests" directive invalid number "-1"`},
+		{`http { server { keepalive_requests 1k; } }`, `"keepalive_requests" directive invalid number "1k"`},
+		{`http { server { location / { keepalive_requests many; } } }`, `"keepalive_requests" directive invalid number "many"`},
+		{`http { server { keepalive_requests 99999999999999999999; } }`, `"keepalive_requests" directive invalid number`},
+		{`http { server { keepalive_requests 1 2; } }`, `invalid number of arguments in "keepalive_requests" directive`},
+		{`http { server { keepalive_requests 1; keepalive_requests 2; } }`, `"keepalive_requests" directive is duplicate`},
+		{`http { server { client_body_timeout -1s; } }`, `"client_body_timeout" directive invalid value "-1s"`},
+		{`http { server { location / { client_body_timeout soon; } } }`, `"client_body_timeout" directive invalid value "soon"`},
+		{`keepalive_requests 5; http { }`, `"keepalive_requests" directive is not allowed here`},
+	}
+	for _, tt := range bad {
+		_, err := loadSrc(t, tt.src)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s\n  error %v\n  want  %s", tt.src, err, tt.want)
+		}
+	}
+}
+
 // TestImplicitUpstreamKeepaliveDefaults: the one-server upstream behind
 // "proxy_pass http://host:port" gets the upstream keepalive defaults
 // (keepalive_timeout 60s, keepalive_requests 1000, keepalive_time 1h).

@@ -166,10 +166,19 @@ type Settings struct {
 	// second value, sent as "Keep-Alive: timeout=N" (0 = not sent).
 	KeepaliveTimeout time.Duration
 	KeepaliveHeader  time.Duration
+	// KeepaliveRequests (default 1000) is the number of requests a client
+	// keep-alive connection may serve: the response to the request that
+	// reaches it (counted on the connection, checked against the value of
+	// the location that answers) carries "Connection: close"; 0 closes
+	// after every response.
+	KeepaliveRequests int
 	// ClientHeaderTimeout (http, server; default 60s) bounds the wait for
 	// a request head; it is taken from the listen socket's default server.
 	ClientHeaderTimeout time.Duration
 	SendTimeout         time.Duration // default 60s
+	// ClientBodyTimeout (default 60s) bounds the wait for each read of a
+	// request body wsgate proxies, not the whole body.
+	ClientBodyTimeout time.Duration
 
 	WebSocket WebSocketSettings
 

@@ -43,6 +43,8 @@ func (c *compiler) settings(chain []level, types map[string]string, loc *Locatio
 		ClientMaxBodySize:    1 << 20,
 		IgnoreInvalidHeaders: true,
 		KeepaliveTimeout:     75 * time.Second,
+		KeepaliveRequests:    1000,
+		ClientBodyTimeout:    60 * time.Second,
 		SendTimeout:          60 * time.Second,
 		ClientHeaderTimeout:  60 * time.Second,
 		NextUpstream:         NextUpstream{Error: true, Timeout: true},
@@ -169,7 +171,15 @@ func (c *compiler) settings(chain []level, types map[string]string, loc *Locatio
 			s.KeepaliveHeader = v
 		}
 	}
+	if d := one("keepalive_requests"); d != nil {
+		n, ok := nonNegative(d.Args[0])
+		if !ok {
+			c.err(d.Errorf("%q directive invalid number %q", d.Name, d.Args[0]))
+		}
+		s.KeepaliveRequests = n
+	}
 	timeOf("client_header_timeout", &s.ClientHeaderTimeout)
+	timeOf("client_body_timeout", &s.ClientBodyTimeout)
 	timeOf("send_timeout", &s.SendTimeout)
 	flagOf("underscores_in_headers", &s.UnderscoresInHeaders)
 	flagOf("ignore_invalid_headers", &s.IgnoreInvalidHeaders)
@@ -576,3 +586,18 @@ func (c *compiler) compileProxyPass(d *Directive, loc *Location) *Proxy {
 // defaultTypes is nginx's built-in types map, used when no types block is
 // configured (configs normally "include mime.types").
 var defaultTypes = map[string]string{"html": "text/html", "gif": "image/gif", "jpg": "image/jpeg"}
+
+// nonNegative reads a number as nginx's ngx_atoi does: decimal digits
+// only (no sign, no size suffix), within the range of an int.
+func nonNegative(s string) (int, bool) {
+	if s == "" {
+		return 0, false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.Atoi(s)
+	return n, err == nil
+}
