@@ -24,6 +24,9 @@ import (
 //   - keepalive_timeout is how long a keep-alive connection may sit idle
 //     after a response; nginx takes it from the location that served the
 //     request, and 0 there means "Connection: close" after that response.
+//   - keepalive_requests caps the requests one connection serves: nginx
+//     counts them on the connection and answers the one that reaches the
+//     value of the location that serves it with "Connection: close".
 //
 // net/http has one IdleTimeout and one ReadHeaderTimeout per http.Server,
 // fixed while it serves. ClientConns keeps them per connection instead,
@@ -31,10 +34,10 @@ import (
 // so a reload applies the new values to the next request of every
 // connection, without replacing the server or touching open connections.
 
-// ClientConns applies client_header_timeout and keepalive_timeout to the
-// connections of one listening socket. Wire it into the socket's
-// http.Server: Listener around the listener (under TLS), ConnState and
-// ConnContext as the server's hooks.
+// ClientConns applies client_header_timeout, keepalive_timeout and
+// keepalive_requests to the connections of one listening socket. Wire it
+// into the socket's http.Server: Listener around the listener (under
+// TLS), ConnState and ConnContext as the server's hooks.
 type ClientConns struct {
 	bind    string
 	current func() *Handler // the configuration in force
@@ -62,7 +65,9 @@ func (cc *ClientConns) ConnState(nc net.Conn, st http.ConnState) {
 	case http.StateNew:
 		c.arm(phaseHead, cc.headerTimeout(c.localIP()))
 	case http.StateActive:
-		// the request head has been read
+		// the request head has been read (net/http reports each request
+		// once, before its handler runs: nginx's c->requests++)
+		c.requests.Add(1)
 		c.disarm(phaseActive)
 	case http.StateIdle:
 		d := time.Duration(c.idle.Swap(-1))
@@ -149,6 +154,9 @@ type clientConn struct {
 	// idle is the keepalive_timeout of the location that answered the
 	// current request (nanoseconds); -1 when no response set it.
 	idle atomic.Int64
+	// requests counts the requests read on the connection, the current
+	// one included (keepalive_requests).
+	requests atomic.Int64
 
 	lip string // localIP, found once at accept
 
@@ -251,10 +259,13 @@ func (c *clientConn) Unwrap() net.Conn {
 	return c.Conn
 }
 
-// keepAlive applies keepalive_timeout of the location that answers q:
-// 0 closes the connection after this response ("Connection: close"), as
-// nginx does; otherwise the connection may idle that long, and the
-// optional second value is sent as "Keep-Alive: timeout=N".
+// keepAlive applies keepalive_timeout and keepalive_requests of the
+// location that answers q, as nginx's ngx_http_update_location_config
+// does: keepalive_timeout 0, or a connection that has read
+// keepalive_requests requests (this one included), closes the connection
+// after this response ("Connection: close"); otherwise the connection may
+// idle keepalive_timeout, and its optional second value is sent as
+// "Keep-Alive: timeout=N".
 func (w *responseWriter) keepAlive() {
 	q := w.q
 	s := q.set
@@ -270,11 +281,12 @@ func (w *responseWriter) keepAlive() {
 			return
 		}
 	}
-	if s.KeepaliveTimeout <= 0 {
+	c, _ := q.r.Context().Value(clientConnKey{}).(*clientConn)
+	if s.KeepaliveTimeout <= 0 || c != nil && c.requests.Load() >= int64(s.KeepaliveRequests) {
 		hdr.Set("Connection", "close")
 		return
 	}
-	if c, ok := q.r.Context().Value(clientConnKey{}).(*clientConn); ok {
+	if c != nil {
 		c.idle.Store(int64(s.KeepaliveTimeout))
 	}
 	if s.KeepaliveHeader > 0 && !q.r.Close {
