@@ -275,12 +275,25 @@ func (h *Handler) proxyHTTP(w *responseWriter, q *request, t *target, depth int)
 	r := q.r
 	pk := h.newPicker(q, t)
 	var lastErr error
+	// The body is read with client_body_timeout between reads, whether
+	// it is read first or streamed to the upstream.
+	var rbody io.Reader
+	var tb *timedBody
+	if s.PassRequestBody && r.ContentLength != 0 {
+		tb = newTimedBody(w, r, s.ClientBodyTimeout)
+		defer tb.finish()
+		rbody = tb
+	}
 	// Small bodies are read first, as nginx's proxy_request_buffering
 	// does, so a failed attempt can be retried on the next server.
 	var body []byte
 	if s.PassRequestBody && r.ContentLength > 0 && r.ContentLength <= maxBufferedBody {
 		var err error
-		body, err = io.ReadAll(io.LimitReader(r.Body, r.ContentLength))
+		body, err = io.ReadAll(io.LimitReader(rbody, r.ContentLength))
+		if tb.expired() {
+			h.bodyTimedOut(w, q)
+			return
+		}
 		if err != nil || int64(len(body)) != r.ContentLength {
 			h.elog.Printf("[info] client closed connection while reading request body, client: %s", q.remoteIP)
 			q.status = 499
@@ -301,7 +314,7 @@ func (h *Handler) proxyHTTP(w *responseWriter, q *request, t *target, depth int)
 			case body != nil:
 				ex.body, ex.length = bytes.NewReader(body), int64(len(body))
 			case pk.tries == 1:
-				ex.body, ex.length = r.Body, r.ContentLength
+				ex.body, ex.length = rbody, r.ContentLength
 			default:
 				// a streamed body cannot be sent twice
 				pk.failedQuiet(a)
@@ -310,6 +323,13 @@ func (h *Handler) proxyHTTP(w *responseWriter, q *request, t *target, depth int)
 			}
 		}
 		resp, err := h.roundTrip(r.Context(), t.https, a.addr, ex)
+		if err != nil && tb.expired() {
+			// the client stopped sending the body being streamed: the
+			// upstream connection is closed, as is the client's
+			pk.failedQuiet(a)
+			h.bodyTimedOut(w, q)
+			return
+		}
 		if err != nil {
 			if r.Context().Err() != nil {
 				pk.abandon(w, a)
