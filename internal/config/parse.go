@@ -76,7 +76,10 @@ func lex(file string, src []byte) ([]token, error) {
 			}
 			text := unescape(src[j:i])
 			i++
-			if i < n && !isSpace(src[i]) && src[i] != ';' && src[i] != '{' && src[i] != '}' {
+			// As nginx, ")" may follow a quoted word: it starts the
+			// next word (if ($a = "b") has the arguments "($a", "=",
+			// "b", ")").
+			if i < n && !isSpace(src[i]) && src[i] != ';' && src[i] != '{' && src[i] != '}' && src[i] != ')' {
 				return nil, &Error{File: file, Line: line, Msg: fmt.Sprintf("unexpected %q after quoted string", src[i])}
 			}
 			toks = append(toks, token{text: text, line: start, quoted: true})
