@@ -84,9 +84,10 @@ func unhex(c byte) byte {
 	return c - 'A' + 10
 }
 
-// escapeURI escapes s as nginx's ngx_escape_uri(NGX_ESCAPE_URI) does when
-// it rebuilds an upstream URI: control characters, space, '#', '%', '?',
-// DEL and bytes >= 0x80 become %XX; everything else is kept.
+// escapeURI escapes s as nginx 1.22's ngx_escape_uri(NGX_ESCAPE_URI) does
+// when it rebuilds an upstream URI: control characters, space, '"', '#',
+// '%', '<', '>', '?', '\\', '^', '`', '{', '|', '}', DEL and bytes >= 0x80
+// become %XX; everything else is kept.
 func escapeURI(s string) string {
 	n := 0
 	for i := 0; i < len(s); i++ {
@@ -111,7 +112,11 @@ func escapeURI(s string) string {
 }
 
 func needsEscape(c byte) bool {
-	return c <= 0x20 || c == '#' || c == '%' || c == '?' || c >= 0x7f
+	switch c {
+	case ' ', '"', '#', '%', '<', '>', '?', '\\', '^', '`', '{', '|', '}':
+		return true
+	}
+	return c < 0x20 || c >= 0x7f
 }
 
 // splitTarget splits a request target into path and query.
