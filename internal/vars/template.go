@@ -50,6 +50,11 @@ func Compile(s string) (*Template, error) {
 			}
 			name = s[i+1 : i+end]
 			i += end + 1
+		} else if i < len(s) && s[i] >= '1' && s[i] <= '9' {
+			// As nginx's script compiler: "$1".."$9" are regex
+			// captures of one digit, so "$10" is $1 followed by "0".
+			name = s[i : i+1]
+			i++
 		} else {
 			j := i
 			for j < len(s) && isNameByte(s[j]) {

@@ -89,3 +89,65 @@ func TestMap(t *testing.T) {
 		t.Error("bad regex accepted")
 	}
 }
+
+// TestCaptureNames: as in nginx's script compiler, "$1".."$9" are one
+// digit, so "$10" is $1 followed by "0".
+func TestCaptureNames(t *testing.T) {
+	t.Parallel()
+	r := resolver{"1": "one", "10": "ten"}
+	if got := MustCompile("$10/$1x").Eval(r); got != "one0/onex" {
+		t.Errorf("got %q", got)
+	}
+}
+
+type expander struct {
+	resolver
+	caps []string
+}
+
+func (e expander) AppendCapture(dst []byte, n int, inArgs bool) []byte {
+	if n >= len(e.caps) {
+		return dst
+	}
+	if inArgs {
+		return append(dst, strings.ToUpper(e.caps[n])...)
+	}
+	return append(dst, e.caps[n]...)
+}
+
+// TestReplacement: a rewrite replacement splits at its first literal "?"
+// when it is not a redirect, tells captures in the arguments from those
+// in the URI, and never splits at a "?" inside a variable's value.
+func TestReplacement(t *testing.T) {
+	t.Parallel()
+	e := expander{resolver{"host": "h", "q": "x?y"}, []string{"/all", "a", "b"}}
+	for _, tc := range []struct {
+		in      string
+		split   bool
+		want    string
+		argsAt  int
+		hasArgs bool
+	}{
+		{"/$1/$2", true, "/a/b", -1, false},
+		{"/$1?v=$2&h=$host", true, "/av=B&h=h", 2, true},
+		{"/p$q", true, "/px?y", -1, false},
+		{"/a?b?c", true, "/ab?c", 2, true},
+		{"https://$host/$1?v=$2", false, "https://h/a?v=b", -1, true},
+		{"/$9", true, "/", -1, false},
+		{"${host}x", true, "hx", -1, false},
+	} {
+		r, err := CompileReplacement(tc.in, tc.split)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.in, err)
+		}
+		out, at := r.Expand(nil, e)
+		if string(out) != tc.want || at != tc.argsAt || r.Args != tc.hasArgs {
+			t.Errorf("%q split=%v: %q argsAt %d Args %v, want %q %d %v", tc.in, tc.split, out, at, r.Args, tc.want, tc.argsAt, tc.hasArgs)
+		}
+	}
+	for _, bad := range []string{"/$", "/${x", "/$-"} {
+		if _, err := CompileReplacement(bad, true); err == nil {
+			t.Errorf("CompileReplacement(%q) succeeded", bad)
+		}
+	}
+}
