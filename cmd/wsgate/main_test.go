@@ -56,12 +56,12 @@ func TestConfigTestCommand(t *testing.T) {
 		t.Errorf("ignored directive not listed: %q", errs)
 	}
 	bad := filepath.Join(dir, "bad.conf")
-	os.WriteFile(bad, []byte("http {\n  server {\n    proxy_pas http://x;\n    location / { rewrite ^ /x; }\n  }\n}\n"), 0o644)
+	os.WriteFile(bad, []byte("http {\n  server {\n    proxy_pas http://x;\n    location / { proxy_cache one; }\n  }\n}\n"), 0o644)
 	code, _, errs = runCLI("-t", "-c", bad)
 	if code != 1 {
 		t.Errorf("bad config: exit %d", code)
 	}
-	for _, want := range []string{bad + `:3: unknown directive "proxy_pas"`, bad + `:4: directive "rewrite" is a real nginx directive that wsgate does not implement`} {
+	for _, want := range []string{bad + `:3: unknown directive "proxy_pas"`, bad + `:4: directive "proxy_cache" is a real nginx directive that wsgate does not implement`} {
 		if !strings.Contains(errs, want) {
 			t.Errorf("missing %q in:\n%s", want, errs)
 		}

@@ -17,6 +17,10 @@ const (
 	ctxLocation
 	ctxUpstream
 	ctxLimitExcept
+	// ctxServerIf and ctxLocationIf are the blocks of "if" in a server and
+	// in a location (nginx's NGX_HTTP_SIF_CONF and NGX_HTTP_LIF_CONF).
+	ctxServerIf
+	ctxLocationIf
 )
 
 func (c context) String() string {
@@ -33,6 +37,10 @@ func (c context) String() string {
 		return "location"
 	case ctxUpstream:
 		return "upstream"
+	case ctxServerIf:
+		return "if in server"
+	case ctxLocationIf:
+		return "if in location"
 	}
 	return "unknown"
 }
@@ -40,6 +48,10 @@ func (c context) String() string {
 const (
 	ctxHSL = ctxHTTP | ctxServer | ctxLocation
 	ctxSL  = ctxServer | ctxLocation
+	// ctxIf is both kinds of "if" block; ctxRW is where nginx takes the
+	// rewrite module's rewrite, return, set and break.
+	ctxIf = ctxServerIf | ctxLocationIf
+	ctxRW = ctxSL | ctxIf
 )
 
 // spec describes one accepted directive.
@@ -99,21 +111,21 @@ var directives = map[string]spec{
 	"ssl_certificate_key": {ctx: ctxHTTP | ctxServer, min: 1, max: 1},
 
 	// http, server, location
-	"access_log":            {ctx: ctxHSL, min: 1, max: -1},
+	"access_log":            {ctx: ctxHSL | ctxLocationIf, min: 1, max: -1},
 	"default_type":          {ctx: ctxHSL, min: 1, max: 1},
 	"keepalive_timeout":     {ctx: ctxHSL, min: 1, max: 2},
 	"keepalive_requests":    {ctx: ctxHSL, min: 1, max: 1},
 	"client_max_body_size":  {ctx: ctxHSL, min: 1, max: 1},
-	"root":                  {ctx: ctxHSL, min: 1, max: 1},
+	"root":                  {ctx: ctxHSL | ctxLocationIf, min: 1, max: 1},
 	"index":                 {ctx: ctxHSL, min: 1, max: -1},
 	"try_files":             {ctx: ctxSL, min: 2, max: -1},
-	"return":                {ctx: ctxSL, min: 1, max: 2},
-	"error_page":            {ctx: ctxHSL, min: 2, max: -1},
+	"return":                {ctx: ctxRW, min: 1, max: 2},
+	"error_page":            {ctx: ctxHSL | ctxLocationIf, min: 2, max: -1},
 	"alias":                 {ctx: ctxLocation, min: 1, max: 1},
 	"internal":              {ctx: ctxLocation, min: 0, max: 0},
 	"allow":                 {ctx: ctxHSL | ctxLimitExcept, min: 1, max: 1},
 	"deny":                  {ctx: ctxHSL | ctxLimitExcept, min: 1, max: 1},
-	"add_header":            {ctx: ctxHSL, min: 2, max: 3},
+	"add_header":            {ctx: ctxHSL | ctxLocationIf, min: 2, max: 3},
 	"resolver":              {ctx: ctxHSL, min: 1, max: -1, ignored: true, note: "wsgate resolves names with the system resolver"},
 	"resolver_timeout":      {ctx: ctxHSL, min: 1, max: 1, ignored: true},
 	"client_header_timeout": {ctx: ctxHTTP | ctxServer, min: 1, max: 1},
@@ -124,7 +136,7 @@ var directives = map[string]spec{
 	"send_timeout":           {ctx: ctxHSL, min: 1, max: 1},
 
 	// proxy
-	"proxy_pass":                  {ctx: ctxLocation, min: 1, max: 1},
+	"proxy_pass":                  {ctx: ctxLocation | ctxLocationIf, min: 1, max: 1},
 	"proxy_http_version":          {ctx: ctxHSL, min: 1, max: 1},
 	"proxy_set_header":            {ctx: ctxHSL, min: 2, max: 2},
 	"proxy_hide_header":           {ctx: ctxHSL, min: 1, max: 1},
@@ -142,6 +154,13 @@ var directives = map[string]spec{
 	"proxy_pass_request_body":     {ctx: ctxHSL, min: 1, max: 1},
 	"health_check":                {ctx: ctxLocation, min: 0, max: -1},
 
+	// the rewrite module (see script.go); "return" is above
+	"rewrite":     {ctx: ctxRW, min: 2, max: 3},
+	"set":         {ctx: ctxRW, min: 2, max: 2},
+	"break":       {ctx: ctxRW, min: 0, max: 0},
+	"if":          {ctx: ctxSL, min: 1, max: -1, block: true},
+	"rewrite_log": {ctx: ctxHSL | ctxIf, min: 1, max: 1},
+
 	// wsgate's own directives (issue-specific defaults in docs/config.md)
 	"websocket_frames":           {ctx: ctxHSL, min: 1, max: 1},
 	"websocket_ping_interval":    {ctx: ctxHSL, min: 1, max: 1},
@@ -151,8 +170,8 @@ var directives = map[string]spec{
 	"websocket_drain_window":     {ctx: ctxHTTP | ctxServer, min: 1, max: 1},
 
 	// response shaping (see extras.go)
-	"charset":                     {ctx: ctxHSL, min: 1, max: 1},
-	"expires":                     {ctx: ctxHSL, min: 1, max: 2},
+	"charset":                     {ctx: ctxHSL | ctxLocationIf, min: 1, max: 1},
+	"expires":                     {ctx: ctxHSL | ctxLocationIf, min: 1, max: 2},
 	"absolute_redirect":           {ctx: ctxHSL, min: 1, max: 1},
 	"server_name_in_redirect":     {ctx: ctxHSL, min: 1, max: 1},
 	"port_in_redirect":            {ctx: ctxHSL, min: 1, max: 1},
@@ -164,7 +183,7 @@ var directives = map[string]spec{
 	"msie_padding":                {ctx: ctxHSL, min: 1, max: 1, ignored: true},
 	"msie_refresh":                {ctx: ctxHSL, min: 1, max: 1, ignored: true},
 	"if_modified_since":           {ctx: ctxHSL, min: 1, max: 1, ignored: true},
-	"uninitialized_variable_warn": {ctx: ctxHSL, min: 1, max: 1, ignored: true},
+	"uninitialized_variable_warn": {ctx: ctxHSL | ctxIf, min: 1, max: 1, ignored: true, note: "wsgate does not warn about variables used before a set gives them a value; they are empty, as in nginx"},
 	"etag":                        {ctx: ctxHSL, min: 1, max: 1, ignored: true, note: "wsgate sends Last-Modified for static files, no ETag"},
 
 	// no effect without a cache, which wsgate does not have
@@ -172,7 +191,7 @@ var directives = map[string]spec{
 	"proxy_no_cache":     {ctx: ctxHSL, min: 1, max: -1, ignored: true, note: "wsgate has no proxy cache"},
 
 	// pure tuning: accepted, no effect on behaviour
-	"sendfile":                       {ctx: ctxHSL, min: 1, max: 1, ignored: true},
+	"sendfile":                       {ctx: ctxHSL | ctxLocationIf, min: 1, max: 1, ignored: true},
 	"sendfile_max_chunk":             {ctx: ctxHSL, min: 1, max: 1, ignored: true},
 	"tcp_nopush":                     {ctx: ctxHSL, min: 1, max: 1, ignored: true},
 	"tcp_nodelay":                    {ctx: ctxHSL, min: 1, max: 1, ignored: true, note: "wsgate always sets TCP_NODELAY"},
@@ -217,7 +236,7 @@ var directives = map[string]spec{
 	"ssl_prefer_server_ciphers":      {ctx: ctxHTTP | ctxServer, min: 1, max: 1, ignored: true},
 	"ssl_dhparam":                    {ctx: ctxHTTP | ctxServer, min: 1, max: 1, ignored: true},
 	"ssl_ecdh_curve":                 {ctx: ctxHTTP | ctxServer, min: 1, max: 1, ignored: true},
-	"gzip":                           {ctx: ctxHSL, min: 1, max: 1, ignored: true, note: "responses are passed uncompressed; upstream compression passes through"},
+	"gzip":                           {ctx: ctxHSL | ctxLocationIf, min: 1, max: 1, ignored: true, note: "responses are passed uncompressed; upstream compression passes through"},
 	"gzip_types":                     {ctx: ctxHSL, min: 1, max: -1, ignored: true},
 	"gzip_vary":                      {ctx: ctxHSL, min: 1, max: 1, ignored: true},
 	"gzip_proxied":                   {ctx: ctxHSL, min: 1, max: -1, ignored: true},
@@ -231,8 +250,8 @@ var directives = map[string]spec{
 // unimplemented lists real nginx directives wsgate deliberately does not
 // implement (yet); using one is an error that says so by name.
 var unimplemented = map[string]bool{
-	"rewrite": true, "if": true, "set": true, "break": true, "limit_except": true,
-	"proxy_cache": true, "proxy_cache_path": true, "proxy_cache_key": true, "proxy_cache_valid": true,
+	"limit_except": true,
+	"proxy_cache":  true, "proxy_cache_path": true, "proxy_cache_key": true, "proxy_cache_valid": true,
 	"proxy_intercept_errors": true,
 	"proxy_ssl_verify":       true, "proxy_ssl_server_name": true, "proxy_ssl_certificate": true,
 	"proxy_ssl_trusted_certificate": true, "proxy_ssl_name": true, "proxy_ssl_protocols": true,
@@ -266,7 +285,7 @@ func lookupSpec(d *Directive, in context) (spec, *Error) {
 		return s, d.Errorf("unknown directive %q", d.Name)
 	}
 	if s.ctx&in == 0 {
-		return s, d.Errorf("%q directive is not allowed here (in %s context; allowed in %s)", d.Name, in, s.ctx.names())
+		return s, d.Errorf("%q directive is not allowed here (in %s; allowed in %s)", d.Name, in.place(), s.ctx.names())
 	}
 	if s.block && !d.HasBlock {
 		return s, d.Errorf("directive %q has no opening \"{\"", d.Name)
@@ -280,9 +299,20 @@ func lookupSpec(d *Directive, in context) (spec, *Error) {
 	return s, nil
 }
 
+// place names the context for an error message.
+func (c context) place() string {
+	switch c {
+	case ctxServerIf:
+		return "an \"if\" block of a server"
+	case ctxLocationIf:
+		return "an \"if\" block of a location"
+	}
+	return c.String() + " context"
+}
+
 func (c context) names() string {
 	var out []string
-	for _, x := range []context{ctxMain, ctxEvents, ctxHTTP, ctxServer, ctxLocation, ctxUpstream} {
+	for _, x := range []context{ctxMain, ctxEvents, ctxHTTP, ctxServer, ctxLocation, ctxUpstream, ctxServerIf, ctxLocationIf} {
 		if c&x != 0 {
 			out = append(out, x.String())
 		}

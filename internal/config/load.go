@@ -545,6 +545,7 @@ func (c *compiler) serverNames(d *Directive) []ServerName {
 func (c *compiler) compileServer(d *Directive, httpLevel level, httpTypes map[string]string) *Server {
 	srv := &Server{File: d.File, Line: d.Line, Named: map[string]*Location{}}
 	lv := level{}
+	var script []*Directive // rewrite module directives, in order
 	var types map[string]string
 	var locs []*Directive
 	named := false // a server_name was written ("" is a valid first name)
@@ -575,6 +576,10 @@ func (c *compiler) compileServer(d *Directive, httpLevel level, httpTypes map[st
 		case "ssl_certificate_key":
 			srv.TLSKey = c.path(e.Args[0])
 		default:
+			if isScriptDirective(e.Name) {
+				script = append(script, e)
+				continue
+			}
 			lv[e.Name] = append(lv[e.Name], e)
 		}
 	}
@@ -595,6 +600,7 @@ func (c *compiler) compileServer(d *Directive, httpLevel level, httpTypes map[st
 	}
 	chain := []level{httpLevel, lv}
 	srv.Settings = c.settings(chain, types, nil)
+	srv.Script = c.compileScript(script, ctxServer, nil)
 	for _, e := range locs {
 		if l := c.compileLocation(e, chain, types, nil, srv); l != nil {
 			if l.Modifier == "@" {
@@ -670,7 +676,7 @@ func (c *compiler) compileLocation(d *Directive, chain []level, types map[string
 		}
 	}
 	lv := level{}
-	var children []*Directive
+	var children, script []*Directive
 	for _, e := range d.Block {
 		if !c.check(e, ctxLocation) {
 			continue
@@ -683,6 +689,10 @@ func (c *compiler) compileLocation(d *Directive, chain []level, types map[string
 		case "internal":
 			l.Internal = true
 		default:
+			if isScriptDirective(e.Name) {
+				script = append(script, e)
+				continue
+			}
 			lv[e.Name] = append(lv[e.Name], e)
 		}
 	}
@@ -695,6 +705,7 @@ func (c *compiler) compileLocation(d *Directive, chain []level, types map[string
 	}
 	sub := append(append([]level{}, chain...), lv)
 	l.Settings = c.settings(sub, types, l)
+	l.Script = c.compileScript(script, ctxLocation, &ifScope{loc: l, chain: sub, types: types})
 	if pp := lv["proxy_pass"]; len(pp) > 0 && strings.HasSuffix(l.Path, "/") && (l.Modifier == "" || l.Modifier == "^~" || l.Modifier == "=") {
 		// nginx's location tree gives exact locations the auto-redirect too.
 		l.AutoRedirect = true

@@ -591,22 +591,31 @@ func TestReturn(t *testing.T) {
 			location /own { return 204; }
 		}
 	}`)
-	if r := findLoc(t, cfg, "/first").Settings.Return; r == nil || r.Code != 200 || r.Text.Raw() != "one" {
-		t.Errorf("first return does not win: %+v", r)
+	first := func(s Script) *Return {
+		for _, op := range s {
+			if op.Return != nil {
+				return op.Return
+			}
+		}
+		return nil
 	}
-	if r := findLoc(t, cfg, "/url").Settings.Return; r == nil || r.Code != 302 {
+	if s := findLoc(t, cfg, "/first").Script; len(s) != 2 || s[0].Return.Code != 200 || s[0].Return.Text.Raw() != "one" || s[1].Return.Code != 404 {
+		t.Errorf("returns of one location are not kept in order: %+v", s)
+	}
+	if r := first(findLoc(t, cfg, "/url").Script); r == nil || r.Code != 302 {
 		t.Errorf("return URL: %+v, want 302", r)
 	}
-	if r := findLoc(t, cfg, "/outer/inner").Settings.Return; r != nil {
+	if r := first(findLoc(t, cfg, "/outer/inner").Script); r != nil {
 		t.Errorf("location return inherited by a nested location: %+v", r)
 	}
 	srv := cfg.HTTP.Servers[1]
-	if r := srv.Settings.Return; r == nil || r.Code != 301 {
+	// A server-level return is in the server's script, which runs before
+	// any location is searched.
+	if r := first(srv.Script); r == nil || r.Code != 301 {
 		t.Errorf("server return: %+v", r)
 	}
-	// A server-level return runs before any location is searched.
-	if r := srv.Locations[0].Settings.Return; r == nil || r.Code != 301 {
-		t.Errorf("server return does not win over the location's: %+v", r)
+	if r := first(srv.Locations[0].Script); r == nil || r.Code != 204 {
+		t.Errorf("location return: %+v", r)
 	}
 }
 

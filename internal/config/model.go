@@ -37,6 +37,11 @@ type HTTP struct {
 	// Implicit holds the one-server upstreams made from proxy_pass
 	// addresses, keyed by "host:port".
 	Implicit map[string]*Upstream
+	// Shadowed lists the names "set" gives values to that would
+	// otherwise read a request field ($http_NAME, $arg_NAME, $cookie_NAME,
+	// $sent_http_NAME): as in nginx they are then plain variables, empty
+	// until set. Nil without such a set.
+	Shadowed map[string]bool
 }
 
 // LogFormat is a compiled log_format.
@@ -79,6 +84,9 @@ type Server struct {
 	Named map[string]*Location
 	// Settings apply to requests that match no location.
 	Settings *Settings
+	// Script holds the server-level rewrite module directives (rewrite,
+	// return, set, break, if), run before any location is searched.
+	Script Script
 
 	TLSCert string // ssl_certificate, absolute
 	TLSKey  string // ssl_certificate_key, absolute
@@ -101,6 +109,12 @@ type Location struct {
 	AutoRedirect bool
 	// Internal locations only serve internal redirects.
 	Internal bool
+	// Script holds the location's own rewrite module directives, run
+	// after the location is chosen; nested locations do not inherit it.
+	Script Script
+
+	// ifBlock marks the implicit location of an "if" (compile time only).
+	ifBlock bool
 }
 
 // Name returns the location as written ("= /x", "~ ^/a", "/b").
@@ -126,7 +140,9 @@ type Settings struct {
 	RootIsAlias bool           // Root came from alias
 	Index       []*vars.Template
 	TryFiles    []*vars.Template // the last one is the fallback URI, "=CODE" or "@name"
-	Return      *Return
+	// RewriteLog (rewrite_log, default off) logs each rewrite module
+	// regex test and result at notice level to the error log.
+	RewriteLog  bool
 	ErrorPages  []ErrorPage
 	DefaultType string
 	Types       map[string]string // lowercase extension → MIME type
@@ -228,7 +244,7 @@ type AddHeader struct {
 	Always bool
 }
 
-// Return is the return directive.
+// Return is the return directive (a ScriptOp).
 type Return struct {
 	Code int            // 0 with a URL means 302
 	Text *vars.Template // body text or redirect URL

@@ -117,9 +117,7 @@ func (c *compiler) settings(chain []level, types map[string]string, loc *Locatio
 			}
 		}
 	}
-	if d := returnOf(chain); d != nil {
-		s.Return = c.compileReturn(d)
-	}
+	flagOf("rewrite_log", &s.RewriteLog)
 	for _, d := range eff["error_page"] {
 		if ep, ok := c.compileErrorPage(d); ok {
 			s.ErrorPages = append(s.ErrorPages, ep)
@@ -301,23 +299,6 @@ func (c *compiler) settings(chain []level, types map[string]string, loc *Locatio
 		}
 	}
 	return s
-}
-
-// returnOf returns the return directive in force, with the rewrite
-// module's rules: several returns at one level are allowed and the first
-// one runs; a server-level return runs before any location is searched,
-// so it wins everywhere; a location's return belongs to that location and
-// is not inherited by nested locations. chain[1] is the server level.
-func returnOf(chain []level) *Directive {
-	if len(chain) > 1 {
-		if ds := chain[1]["return"]; len(ds) > 0 {
-			return ds[0]
-		}
-	}
-	if ds := chain[len(chain)-1]["return"]; len(ds) > 0 {
-		return ds[0]
-	}
-	return nil
 }
 
 // multi lists directives that may repeat at one level.
@@ -533,6 +514,10 @@ func (c *compiler) compileProxyPass(d *Directive, loc *Location) *Proxy {
 	}
 	if host == "" {
 		c.err(d.Errorf("no host in upstream %q", raw))
+		return nil
+	}
+	if p.HasURI && loc.ifBlock {
+		c.err(d.Errorf("\"proxy_pass\" cannot have URI part in location given by regular expression, or inside named location, or inside \"if\" statement, or inside \"limit_except\" block"))
 		return nil
 	}
 	if p.HasURI && (loc.Regex != nil || loc.Modifier == "@") {

@@ -42,8 +42,11 @@ server {
 	location = /moved-rel { return 302 /new; }
 	location = /gone { return 410; }
 	location /private/ { deny all; }
-	location /lan/ { allow 10.0.0.0/8; deny all; return 200 lan; }
-	location /local/ { allow 127.0.0.1; deny all; return 200 local; }
+	location /lan/ { allow 10.0.0.0/8; deny all; try_files /none @lan; }
+	location /local/ { allow 127.0.0.1; deny all; try_files /none @local; }
+	location @lan { return 200 lan; }
+	location @local { return 200 local; }
+	location /lan-return/ { allow 10.0.0.0/8; deny all; return 200 lan; }
 }`)
 	tests := []struct {
 		desc     string
@@ -77,6 +80,7 @@ server {
 		{desc: "deny all", target: "/private/x", status: 403},
 		{desc: "allow another network, deny all", target: "/lan/x", status: 403},
 		{desc: "allow the client's address", target: "/local/x", status: 200, body: "local"},
+		{desc: "return runs before allow/deny (rewrite phase before access, as nginx)", target: "/lan-return/x", status: 200, body: "lan"},
 		{desc: "../ above the root", target: "/../secret.txt", status: 400},
 		{desc: "%2e%2e above the root", target: "/%2e%2e/secret.txt", status: 400},
 		{desc: "%2e%2e%2f above the root", target: "/x/%2e%2e%2f..%2fsecret.txt", status: 400},

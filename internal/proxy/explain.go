@@ -108,25 +108,39 @@ func (h *Handler) Explain(w io.Writer, er ExplainRequest) error {
 	}
 	q.uri, q.args, q.hasArgs = uri, query, hasQ
 	fmt.Fprintf(w, "uri:       %s  (normalized $uri)  args: %q\n", q.uri, q.args)
-	m := route.Find(q.srv, q.uri)
-	if m.Redirect {
-		fmt.Fprintf(w, "location:  %s:%d  %s\n", m.Location.File, m.Location.Line, m.Location.Name())
-		fmt.Fprintf(w, "result:    301 to %s/ (nginx's auto-redirect: the proxied location ends in \"/\")\n", q.uri)
+	// The handler's own path runs up to the content phase: the server's
+	// and the location's rewrite module directives, each location
+	// search. It stops before access checks and content, or at an answer
+	// of its own (return, a rewrite redirect, an error).
+	rec := &recorder{header: http.Header{}}
+	rw := &responseWriter{ResponseWriter: rec, q: q}
+	q.explain = true
+	q.trace = func(label, text string) { fmt.Fprintf(w, "%-10s %s\n", label+":", text) }
+	h.process(rw, q, 0, false)
+	if q.status == 444 && !rw.wrote {
+		fmt.Fprintf(w, "result:    444 (the connection is closed without a response)\n")
 		return nil
 	}
-	q.loc, q.captures = m.Location, m.Captures
-	q.set = m.Settings(q.srv)
-	if q.loc == nil {
-		fmt.Fprintf(w, "location:  none matched; the server's own settings apply\n")
-	} else {
-		fmt.Fprintf(w, "location:  %s:%d  %s\n", q.loc.File, q.loc.Line, q.loc.Name())
+	if rw.wrote {
+		if !q.shown {
+			fmt.Fprintf(w, "result:    %d", rec.code)
+			if l := rec.header.Get("Location"); l != "" {
+				fmt.Fprintf(w, " to %s", l)
+			}
+			if b := rec.body.String(); b != "" && !strings.HasPrefix(b, "<html>") {
+				fmt.Fprintf(w, "  body %q", b)
+			}
+			fmt.Fprintln(w)
+		}
+		return nil
+	}
+	if q.uriChanged {
+		fmt.Fprintf(w, "uri:       %s  (after rewrites)  args: %q\n", q.uri, q.args)
 	}
 	s := q.set
 	switch {
 	case !allowed(s.Access, q.remoteIP):
 		fmt.Fprintf(w, "result:    403 (denied by allow/deny)\n")
-	case s.Return != nil:
-		fmt.Fprintf(w, "result:    return %d %s\n", s.Return.Code, s.Return.Text.Eval(q))
 	case len(s.TryFiles) > 0:
 		var c []string
 		for _, t := range s.TryFiles {
@@ -139,6 +153,28 @@ func (h *Handler) Explain(w io.Writer, er ExplainRequest) error {
 		fmt.Fprintf(w, "result:    static file %s\n", h.filePath(q, q.uri))
 	}
 	return nil
+}
+
+// recorder is the ResponseWriter explain answers into.
+type recorder struct {
+	header http.Header
+	code   int
+	body   strings.Builder
+}
+
+func (r *recorder) Header() http.Header { return r.header }
+
+func (r *recorder) WriteHeader(code int) {
+	if r.code == 0 {
+		r.code = code
+	}
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	if r.code == 0 {
+		r.code = http.StatusOK
+	}
+	return r.body.Write(p)
 }
 
 func (h *Handler) explainProxy(w io.Writer, q *request) {

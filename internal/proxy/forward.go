@@ -45,6 +45,11 @@ func (h *Handler) upstreamURI(q *request, p *config.Proxy) string {
 	if q.args != "" {
 		args = "?" + q.args
 	}
+	if q.locInvalid {
+		// "rewrite ... break" changed the URI inside this location: the
+		// whole URI is passed and proxy_pass's URI part is ignored
+		return escapeURI(q.uri) + args
+	}
 	if p.HasURI && q.loc != nil && q.loc.Regex == nil && q.loc.Modifier != "@" && strings.HasPrefix(q.uri, q.loc.Path) {
 		return p.URI + escapeURI(q.uri[len(q.loc.Path):]) + args
 	}

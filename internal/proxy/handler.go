@@ -194,6 +194,7 @@ func walkSettings(hc *config.HTTP, f func(*config.Settings)) {
 	walk = func(ls []*config.Location) {
 		for _, l := range ls {
 			f(l.Settings)
+			walkScript(l.Script, f)
 			walk(l.Children)
 		}
 	}
@@ -202,7 +203,18 @@ func walkSettings(hc *config.HTTP, f func(*config.Settings)) {
 		walk(s.Locations)
 		for _, l := range s.Named {
 			f(l.Settings)
+			walkScript(l.Script, f)
 			walk(l.Children)
+		}
+	}
+}
+
+// walkScript calls f for the settings of the implicit locations of a
+// script's if blocks.
+func walkScript(sc config.Script, f func(*config.Settings)) {
+	for _, op := range sc {
+		if op.If != nil && op.If.Settings != nil {
+			f(op.If.Settings)
 		}
 	}
 }
@@ -331,16 +343,45 @@ func headerNameValid(name string, underscores bool) (valid, underscore bool) {
 	return valid, underscore
 }
 
-// process routes q.uri to a location and answers. depth counts internal
-// redirects; internal is set for redirects (internal locations allowed).
+// process answers q from nginx's server rewrite phase on: the server's
+// rewrite module directives, then the location search. Internal
+// redirects come back here (nginx runs the server's script again after
+// each); depth counts them and location searches started by rewrites;
+// internal is set for redirects (internal locations allowed).
 func (h *Handler) process(w *responseWriter, q *request, depth int, internal bool) {
 	if depth > maxInternalRedirects {
-		h.elog.Printf("[error] rewrite or internal redirection cycle while processing %q", q.uri)
-		q.set = q.srv.Settings
-		h.writeError(w, q, http.StatusInternalServerError)
+		h.redirectCycle(w, q)
+		return
+	}
+	if q.srv.Script != nil {
+		q.loc, q.set = nil, q.srv.Settings
+		if done, _ := h.runScript(w, q, q.srv.Script, depth, q.srv.Settings.RewriteLog); done {
+			return
+		}
+	}
+	h.findConfig(w, q, depth, internal)
+}
+
+// findConfig routes q.uri to a location and answers (nginx's find
+// config phase and the phases after it). A location's rewrite that asks
+// for a new search comes back here with depth+1.
+func (h *Handler) findConfig(w *responseWriter, q *request, depth int, internal bool) {
+	if depth > maxInternalRedirects {
+		h.redirectCycle(w, q)
 		return
 	}
 	m := route.Find(q.srv, q.uri)
+	if q.trace != nil {
+		if m.Location == nil {
+			q.tracef("location", "none matched for %s; the server's own settings apply", q.uri)
+		} else {
+			q.tracef("location", "%s:%d  %s", m.Location.File, m.Location.Line, m.Location.Name())
+		}
+		if m.Redirect {
+			q.tracef("result", "301 to %s/ (nginx's auto-redirect: the proxied location ends in \"/\")", q.uri)
+			q.shown = true
+		}
+	}
 	if m.Redirect {
 		q.set = q.srv.Settings
 		loc := q.uri + "/"
@@ -353,31 +394,62 @@ func (h *Handler) process(w *responseWriter, q *request, depth int, internal boo
 	h.serveLocation(w, q, m.Location, m.Captures, depth, internal)
 }
 
+// redirectCycle answers 500 after more than ten internal redirects or
+// location searches, as nginx does.
+func (h *Handler) redirectCycle(w *responseWriter, q *request) {
+	h.elog.Printf("[error] rewrite or internal redirection cycle while processing %q", q.uri)
+	q.set = q.srv.Settings
+	h.writeError(w, q, http.StatusInternalServerError)
+}
+
 func (h *Handler) serveLocation(w *responseWriter, q *request, loc *config.Location, captures []string, depth int, internal bool) {
 	q.loc = loc
-	q.captures = captures
+	if captures != nil {
+		// a regex location's match replaces the captures; a prefix
+		// location keeps those of an earlier match (a rewrite's before
+		// a new location search, or the server_name's)
+		q.captures, q.locCaps = captures, captures
+	}
 	if loc != nil {
 		q.set = loc.Settings
-		if loc.Internal && !internal {
+		if loc.Internal && !internal && !q.internal {
 			h.errorPage(w, q, http.StatusNotFound, depth)
 			return
 		}
+		if q.vars != nil {
+			// named captures are variables: the latest match wins
+			q.keepNamedCaptures()
+		}
 	} else {
 		q.set = q.srv.Settings
+	}
+	if s := q.set; s.ClientMaxBodySize > 0 && q.r.ContentLength > s.ClientMaxBodySize {
+		h.elog.Printf("[error] client intended to send too large body: %d bytes, client: %s", q.r.ContentLength, q.remoteIP)
+		h.errorPage(w, q, http.StatusRequestEntityTooLarge, depth)
+		return
+	}
+	if loc != nil && loc.Script != nil {
+		// nginx's rewrite phase: after the location is found, before
+		// access checks and content. An "if" may replace q.set.
+		done, again := h.runScript(w, q, loc.Script, depth, loc.Settings.RewriteLog)
+		if done {
+			return
+		}
+		if again {
+			q.keepNamedCaptures()
+			h.findConfig(w, q, depth+1, true)
+			return
+		}
+		if q.explain {
+			return
+		}
+	} else if q.explain {
+		return
 	}
 	s := q.set
 	if !allowed(s.Access, q.remoteIP) {
 		h.elog.Printf("[error] access forbidden by rule, client: %s, request: %q", q.remoteIP, q.r.Method+" "+q.r.RequestURI)
 		h.errorPage(w, q, http.StatusForbidden, depth)
-		return
-	}
-	if s.ClientMaxBodySize > 0 && q.r.ContentLength > s.ClientMaxBodySize {
-		h.elog.Printf("[error] client intended to send too large body: %d bytes, client: %s", q.r.ContentLength, q.remoteIP)
-		h.errorPage(w, q, http.StatusRequestEntityTooLarge, depth)
-		return
-	}
-	if s.Return != nil {
-		h.doReturn(w, q, depth)
 		return
 	}
 	if len(s.TryFiles) > 0 {
@@ -431,10 +503,12 @@ func allowed(rules []config.AccessRule, ip string) bool {
 	return true
 }
 
-// absolute makes a redirect target absolute as nginx does
-// (absolute_redirect on, server_name_in_redirect off, port_in_redirect on).
+// absolute makes a redirect target that starts with "/" absolute as
+// nginx's header filter does (absolute_redirect on,
+// server_name_in_redirect off, port_in_redirect on); any other target is
+// sent as it is.
 func (h *Handler) absolute(q *request, loc string) string {
-	if strings.Contains(loc, "://") {
+	if !strings.HasPrefix(loc, "/") {
 		return loc
 	}
 	resp := config.Response{AbsoluteRedirect: true, PortInRedirect: true}
@@ -463,8 +537,7 @@ func (h *Handler) redirect(w *responseWriter, q *request, code int, loc string) 
 	h.writeError(w, q, code)
 }
 
-func (h *Handler) doReturn(w *responseWriter, q *request, depth int) {
-	ret := q.set.Return
+func (h *Handler) doReturn(w *responseWriter, q *request, ret *config.Return, depth int) {
 	code := ret.Code
 	if code == 444 {
 		// nginx closes the connection without a response.

@@ -10,10 +10,19 @@ import (
 	"github.com/wsgate/wsgate/internal/config"
 )
 
-// filePath maps uri to a filesystem path with root or alias. uri is
-// already normalized (no "..", no "//"), so the result cannot leave root.
+// filePath maps uri to a filesystem path with root or alias. A request's
+// uri is normalized (no "..", no "//"), so the result cannot leave root;
+// a URI made by rewrite is not, and is cleaned first (nginx would let
+// "/../" segments of a rewritten URI climb out of the root).
 func (h *Handler) filePath(q *request, uri string) string {
 	s := q.set
+	if q.internal && strings.Contains(uri, "..") {
+		clean := path.Clean("/" + uri)
+		if strings.HasSuffix(uri, "/") && clean != "/" {
+			clean += "/"
+		}
+		uri = clean
+	}
 	root := s.Root.Eval(q)
 	if s.RootIsAlias && q.loc != nil {
 		if q.loc.Regex != nil {

@@ -98,17 +98,22 @@ func escapeURI(s string) string {
 	if n == 0 {
 		return s
 	}
-	const hexd = "0123456789ABCDEF"
-	b := make([]byte, 0, len(s)+2*n)
+	return string(appendEscaped(make([]byte, 0, len(s)+2*n), s, needsEscape))
+}
+
+const hexDigits = "0123456789ABCDEF"
+
+// appendEscaped appends s to dst with the bytes esc selects as %XX.
+func appendEscaped(dst []byte, s string, esc func(byte) bool) []byte {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if needsEscape(c) {
-			b = append(b, '%', hexd[c>>4], hexd[c&15])
+		if esc(c) {
+			dst = append(dst, '%', hexDigits[c>>4], hexDigits[c&15])
 		} else {
-			b = append(b, c)
+			dst = append(dst, c)
 		}
 	}
-	return string(b)
+	return dst
 }
 
 func needsEscape(c byte) bool {
@@ -117,6 +122,85 @@ func needsEscape(c byte) bool {
 		return true
 	}
 	return c < 0x20 || c >= 0x7f
+}
+
+// needsEscapeArgs is nginx 1.22's NGX_ESCAPE_ARGS table: that of
+// needsEscape plus '&', '+' and ';'.
+func needsEscapeArgs(c byte) bool {
+	switch c {
+	case '&', '+', ';':
+		return true
+	}
+	return needsEscape(c)
+}
+
+// escapeArgs escapes s with NGX_ESCAPE_ARGS.
+func escapeArgs(s string) string {
+	for i := 0; i < len(s); i++ {
+		if needsEscapeArgs(s[i]) {
+			return string(appendEscaped(make([]byte, 0, len(s)+8), s, needsEscapeArgs))
+		}
+	}
+	return s
+}
+
+// appendEscapeArgs appends s escaped with NGX_ESCAPE_ARGS.
+func appendEscapeArgs(dst []byte, s string) []byte {
+	return appendEscaped(dst, s, needsEscapeArgs)
+}
+
+// unescapeRedirect is ngx_unescape_uri(NGX_UNESCAPE_REDIRECT), which a
+// rewrite applies to a redirect before it becomes the Location: %XX of a
+// character above '%' and below DEL is decoded, other escapes stay; a
+// "?" (also a decoded %3F) ends the decoding and the rest is kept as it
+// is. Like nginx, a '%' not followed by a hex digit is dropped, and so is
+// an escape whose second character is not a hex digit.
+func unescapeRedirect(b []byte) []byte {
+	out := make([]byte, 0, len(b))
+	const (
+		usual = iota
+		quoted
+		quotedSecond
+	)
+	state := usual
+	var decoded byte
+	for i := 0; i < len(b); i++ {
+		ch := b[i]
+		switch state {
+		case usual:
+			if ch == '?' {
+				return append(append(out, ch), b[i+1:]...)
+			}
+			if ch == '%' {
+				state = quoted
+				continue
+			}
+			out = append(out, ch)
+		case quoted:
+			if isHex(ch) {
+				decoded = unhex(ch)
+				state = quotedSecond
+				continue
+			}
+			state = usual
+			out = append(out, ch)
+		case quotedSecond:
+			state = usual
+			if !isHex(ch) {
+				continue
+			}
+			c := decoded<<4 | unhex(ch)
+			if c == '?' {
+				return append(append(out, c), b[i+1:]...)
+			}
+			if c > '%' && c < 0x7f {
+				out = append(out, c)
+				continue
+			}
+			out = append(out, '%', b[i-1], ch)
+		}
+	}
+	return out
 }
 
 // splitTarget splits a request target into path and query.

@@ -32,9 +32,31 @@ type request struct {
 	uri        string // $uri: normalized, may change on internal redirect
 	args       string // $args
 	hasArgs    bool
-	uriChanged bool // an internal redirect changed the URI
-	captures   []string
+	uriChanged bool            // an internal redirect or a rewrite changed the URI
+	captures   []string        // $1..$9: of the latest regex match
+	locCaps    []string        // the submatches of the matched regex location
 	srvCaps    *route.Captures // regex server_name submatches
+
+	// The rewrite module's state; all zero for a request that meets no
+	// rewrite module directive.
+	vars []scriptVar // set variables and named captures of rewrite/if
+	// internal: a rewrite matched, so internal locations are reachable
+	// (nginx's r->internal).
+	internal bool
+	// locInvalid: "rewrite ... break" (or "break" after a rewrite)
+	// changed the URI in its location; proxy_pass then passes the whole
+	// URI, not its own URI part (nginx's r->valid_location = 0).
+	locInvalid bool
+	// escCaps escapes $1..$9 for arguments while set and if values are
+	// evaluated (nginx's e->quote with a %- or +-encoded request path).
+	escCaps bool
+	quoted  int8 // quotedURI: 0 unknown, 1 no, 2 yes
+	// explain stops before access checks and content (wsgate explain);
+	// trace receives its lines ("label", "text"); shown records that the
+	// result line was written.
+	explain bool
+	trace   func(label, text string)
+	shown   bool
 
 	status       int
 	bytesSent    int64
@@ -64,6 +86,13 @@ var hostname, _ = os.Hostname()
 
 // Var implements vars.Resolver.
 func (q *request) Var(name string) (string, bool) {
+	if q.vars != nil && name != "" && (name[0] < '0' || name[0] > '9') {
+		for i := range q.vars {
+			if q.vars[i].name == name {
+				return q.vars[i].value, true
+			}
+		}
+	}
 	if m, ok := q.h.cfg.HTTP.Maps[name]; ok {
 		if q.mapDepth > 16 {
 			return "", false
@@ -167,8 +196,23 @@ func (q *request) Var(name string) (string, bool) {
 		return "", true
 	case "request_id":
 		return requestID(q), true
+	case "request_filename":
+		if q.set == nil {
+			return "", true
+		}
+		return q.h.filePath(q, q.uri), true
+	case "document_root":
+		if q.set == nil {
+			return q.srv.Settings.Root.Eval(q), true
+		}
+		return q.set.Root.Eval(q), true
 	case "ws_messages_in", "ws_messages_out", "ws_close_code", "ws_close_by", "ws_duration", "ws_bytes_in", "ws_bytes_out":
 		return q.wsVar(name), true
+	}
+	if sh := q.h.cfg.HTTP.Shadowed; sh != nil && sh[name] {
+		// "set" somewhere gives this name a value; not set for this
+		// request, it is empty, as nginx's uninitialized variables are
+		return "", true
 	}
 	switch {
 	case strings.HasPrefix(name, "http_"):
@@ -191,14 +235,17 @@ func (q *request) Var(name string) (string, bool) {
 			caps = q.srvCaps.Numbered
 		}
 		if n < len(caps) {
+			if q.escCaps {
+				return escapeArgs(caps[n]), true
+			}
 			return caps[n], true
 		}
 		return "", true
 	}
-	if q.loc != nil && q.loc.Regex != nil && q.captures != nil {
+	if q.loc != nil && q.loc.Regex != nil && q.locCaps != nil {
 		for i, gn := range q.loc.Regex.SubexpNames() {
-			if gn != "" && strings.EqualFold(gn, name) && i < len(q.captures) {
-				return q.captures[i], true
+			if gn != "" && strings.EqualFold(gn, name) && i < len(q.locCaps) {
+				return q.locCaps[i], true
 			}
 		}
 	}

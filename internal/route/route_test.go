@@ -65,8 +65,10 @@ server {
 		if l == nil {
 			return "<nil>"
 		}
-		if r := l.Settings.Return; r != nil {
-			return r.Text.Raw()
+		for _, op := range l.Script {
+			if op.Return != nil {
+				return op.Return.Text.Raw()
+			}
 		}
 		return l.Name()
 	}
