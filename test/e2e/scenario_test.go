@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"sort"
 	"strconv"
@@ -19,6 +20,9 @@ type scenario struct {
 	listens  []string      // placeholders for the proxy's listen addresses
 	vars     func(vars map[string]string)
 	probes   []probe
+	// respHeaders names response headers compared besides Location
+	// (absent and empty are told apart).
+	respHeaders []string
 }
 
 type backendSpec struct {
@@ -58,6 +62,7 @@ type outcome struct {
 	location string
 	body     string // the client's response body, compared for 2xx answers
 	records  []record
+	headers  [][2]string // the scenario's respHeaders: name, value or absent
 }
 
 // fields lists the compared facts as (name, value) pairs in a stable order;
@@ -74,6 +79,7 @@ func (o outcome) fields(n int) [][2]string {
 	if o.status >= 200 && o.status < 300 {
 		f = append(f, [2]string{"response body", shorten(o.body)})
 	}
+	f = append(f, o.headers...)
 	for i, r := range o.records {
 		p := ""
 		if n > 1 {
@@ -168,6 +174,13 @@ func (s scenario) run(t *testing.T, kind proxyKind) []outcome {
 			o.status = resp.Status
 			o.location = norm.apply(resp.Location)
 			o.body = resp.Body
+			for _, name := range s.respHeaders {
+				v := absent
+				if vs, ok := resp.Header[http.CanonicalHeaderKey(name)]; ok {
+					v = strings.Join(vs, ", ")
+				}
+				o.headers = append(o.headers, [2]string{"response " + name, v})
+			}
 		}
 		for _, r := range byCase(id, backends...) {
 			r.Host = norm.apply(r.Host)
