@@ -37,11 +37,6 @@ type HTTP struct {
 	// Implicit holds the one-server upstreams made from proxy_pass
 	// addresses, keyed by "host:port".
 	Implicit map[string]*Upstream
-	// Shadowed lists the names "set" gives values to that would
-	// otherwise read a request field ($http_NAME, $arg_NAME, $cookie_NAME,
-	// $sent_http_NAME): as in nginx they are then plain variables, empty
-	// until set. Nil without such a set.
-	Shadowed map[string]bool
 }
 
 // LogFormat is a compiled log_format.

@@ -263,14 +263,6 @@ func (c *compiler) compileSet(d *Directive) *Set {
 		c.err(d.Errorf("%v", err))
 		return nil
 	}
-	for _, prefix := range []string{"http_", "arg_", "cookie_", "sent_http_"} {
-		if strings.HasPrefix(name, prefix) {
-			if c.http.Shadowed == nil {
-				c.http.Shadowed = map[string]bool{}
-			}
-			c.http.Shadowed[name] = true
-		}
-	}
 	return &Set{Name: name, Value: v, Args: name == "args"}
 }
 

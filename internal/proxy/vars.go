@@ -209,11 +209,6 @@ func (q *request) Var(name string) (string, bool) {
 	case "ws_messages_in", "ws_messages_out", "ws_close_code", "ws_close_by", "ws_duration", "ws_bytes_in", "ws_bytes_out":
 		return q.wsVar(name), true
 	}
-	if sh := q.h.cfg.HTTP.Shadowed; sh != nil && sh[name] {
-		// "set" somewhere gives this name a value; not set for this
-		// request, it is empty, as nginx's uninitialized variables are
-		return "", true
-	}
 	switch {
 	case strings.HasPrefix(name, "http_"):
 		return q.headerVar(name[5:]), true

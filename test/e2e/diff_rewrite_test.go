@@ -371,6 +371,31 @@ var rwCases = []rwCase{
 			{req: rq("/deny2/"), status: 200, body: "final2"},
 		},
 	},
+	{
+		desc: "edge cases: escaped captures in set, a ? inside a variable, named location, relative redirects, set prefix variables",
+		server: `location ~ ^/qs/(.*)$ { set $v $1; return 200 "[$v] [$1]"; }
+    location /rq/ { rewrite ^ /v$request_uri break; proxy_pass http://up; }
+    location /tn/ { try_files /none @named; }
+    location @named { rewrite ^/tn/(.*)$ /named/$1 break; proxy_pass http://up; }
+    location /rel/ { rewrite ^/rel/(.*)$ x/$1 redirect; }
+    location /relret/ { return 302 example.org/x; }
+    location /abs/ { absolute_redirect off; rewrite ^/abs/(.*)$ /y/$1 permanent; }
+    location /sh1/ { set $http_x_token from-set; return 200 "[$http_x_token]"; }
+    location /sh2/ { return 200 "[$http_x_token]"; }
+    location /sargs/ { set $args "k=v"; return 200 "[$is_args$args] [$arg_k]"; }`,
+		reqs: []rwReq{
+			{req: rq("/qs/a%20b+c"), status: 200, body: "[a%20b%2Bc] [a b+c]"},
+			{req: rq("/qs/plain"), status: 200, body: "[plain] [plain]"},
+			{req: rq("/rq/x?a=1"), status: 200, backend: "up", uri: "/v/rq/x%3Fa=1?a=1"},
+			{req: rq("/tn/p?q=1"), status: 200, backend: "up", uri: "/named/p?q=1"},
+			{req: rq("/rel/abc?q=1"), status: 302, location: "x/abc?q=1"},
+			{req: rq("/relret/"), status: 302, location: "example.org/x"},
+			{req: rq("/abs/z"), status: 301, location: "/y/z"},
+			{req: rawRequest{Target: "/sh1/", Header: [][2]string{{"X-Token", "hdr"}}}, status: 200, body: "[from-set]"},
+			{req: rawRequest{Target: "/sh2/", Header: [][2]string{{"X-Token", "hdr"}}}, status: 200, body: "[hdr]"},
+			{req: rq("/sargs/?a=1"), status: 200, body: "[?k=v] [v]"},
+		},
+	},
 }
 
 // rwRoot makes the document root of the file tests.
