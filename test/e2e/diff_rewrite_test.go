@@ -396,6 +396,38 @@ var rwCases = []rwCase{
 			{req: rq("/sargs/?a=1"), status: 200, body: "[?k=v] [v]"},
 		},
 	},
+	{
+		desc: "more: WebSocket and POST through rewrite ... break, variable proxy_pass after break, server break, if comparing variables, error_page after a rewrite",
+		server: `rewrite ^/srvbreak/(.*)$ /sbb/$1 break;
+    location /wsr/ {
+        rewrite ^/wsr/(.*)$ /$1 break;
+        proxy_pass http://up;
+        proxy_http_version 1.1;
+        proxy_set_header Upgrade $http_upgrade;
+        proxy_set_header Connection "upgrade";
+    }
+    location /vbr/ { set $b http://{{UP2}}; rewrite ^/vbr/(.*)$ /$1 break; proxy_pass $b; }
+    location /sbb/ { return 200 "sbb $uri"; }
+    location /cmp/ {
+        set $want "a";
+        if ($arg_x = $want) { return 200 "same"; }
+        if ($arg_x ~ ^(\d+)$) { }
+        set $n $1;
+        rewrite ^/cmp/(.*)$ /$1-$1;
+        return 200 "other $uri $n";
+    }
+    location /ep/ { error_page 404 = /ep-found; rewrite ^/ep/(.*)$ /missing/$1 break; }
+    location = /ep-found { return 200 "found $uri $args"; }`,
+		reqs: []rwReq{
+			{req: rawRequest{Target: "/wsr/chat?room=1", WS: true}, status: 101, backend: "up", uri: "/chat?room=1"},
+			{req: rawRequest{Method: "POST", Target: "/wsr/items?x=1", Body: `{"a":1}`}, status: 200, backend: "up", uri: "/items?x=1"},
+			{req: rq("/vbr/a%20b?q=1"), status: 200, backend: "up2", uri: "/a%20b?q=1"},
+			{req: rq("/srvbreak/z"), status: 200, body: "sbb /sbb/z"},
+			{req: rq("/cmp/?x=a"), status: 200, body: "same"},
+			{req: rq("/cmp/k?x=12"), status: 200, body: "other /k-k 12"},
+			{req: rq("/ep/y"), status: 200, body: "found /ep-found "},
+		},
+	},
 }
 
 // rwRoot makes the document root of the file tests.
