@@ -160,6 +160,7 @@ server {
 	location /loop { rewrite ^ /loop last; }
 	location /var/ { set $b http://`+up+`; proxy_pass $b; }
 	location /red/ { rewrite ^/red/(.*)$ /x/$1?k=v redirect; }
+	location /al/ { alias `+root+`/; rewrite ^/al/(.*)$ /al/$1 break; }
 }`)
 	for _, tc := range []struct {
 		method, target string
@@ -176,6 +177,7 @@ server {
 		{"GET", "/loop", 500, "", "", ""},
 		{"GET", "/var/p?q=1", 200, "", "/var/p?q=1 ", ""},
 		{"GET", "/red/a%20b?z=1", 302, "http://example.test/x/a%20b?k=v&z=1", "", ""},
+		{"GET", "/al/f.txt", 500, "", "", ""},
 	} {
 		w := rwServe(h, tc.method, tc.target, nil)
 		if w.Code != tc.code {
@@ -203,6 +205,7 @@ server {
 		`[notice] "^/app/(.*)$" matches "/app/f.txt", client: 127.0.0.1`,
 		`[notice] rewritten data: "/f.txt", args: "", client: 127.0.0.1`,
 		`[notice] "^/app/(.*)$" does not match "/missing"`,
+		`[alert] "alias" cannot be used in location "/al/" where URI was rewritten`,
 	} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("error log lacks %q:\n%s", want, logs)

@@ -42,6 +42,9 @@ func (h *Handler) filePath(q *request, uri string) string {
 // for a candidate ending in "/") is served in this location; otherwise
 // the last argument is an internal redirect, a named location or =CODE.
 func (h *Handler) tryFiles(w *responseWriter, q *request, depth int) {
+	if h.aliasRewritten(w, q, depth) {
+		return
+	}
 	tf := q.set.TryFiles
 	for _, t := range tf[:len(tf)-1] {
 		cand := t.Eval(q)
@@ -80,6 +83,9 @@ func (h *Handler) tryFiles(w *responseWriter, q *request, depth int) {
 // type, directories through index (an internal redirect) or a 301 to the
 // slashed URI, 404/403 otherwise.
 func (h *Handler) serveStatic(w *responseWriter, q *request, depth int) {
+	if h.aliasRewritten(w, q, depth) {
+		return
+	}
 	r := q.r
 	p := h.filePath(q, q.uri)
 	if strings.HasSuffix(q.uri, "/") {
@@ -152,6 +158,18 @@ func (h *Handler) serveStatic(w *responseWriter, q *request, depth int) {
 		return
 	}
 	http.ServeContent(w, r, "", st.ModTime(), f)
+}
+
+// aliasRewritten answers 500 for a file of an alias location whose URI
+// "rewrite ... break" (or break after a rewrite) changed, as nginx does
+// (ngx_http_map_uri_to_path); it reports whether it answered.
+func (h *Handler) aliasRewritten(w *responseWriter, q *request, depth int) bool {
+	if !q.locInvalid || !q.set.RootIsAlias || q.loc == nil {
+		return false
+	}
+	h.elog.Printf("[alert] \"alias\" cannot be used in location %q where URI was rewritten, client: %s, request: %q", q.loc.Path, q.remoteIP, q.r.Method+" "+q.r.RequestURI)
+	h.errorPage(w, q, http.StatusInternalServerError, depth)
+	return true
 }
 
 func (h *Handler) notFound(w *responseWriter, q *request, p string, depth int) {

@@ -197,7 +197,7 @@ func (q *request) Var(name string) (string, bool) {
 	case "request_id":
 		return requestID(q), true
 	case "request_filename":
-		if q.set == nil {
+		if q.set == nil || q.locInvalid && q.set.RootIsAlias {
 			return "", true
 		}
 		return q.h.filePath(q, q.uri), true

@@ -417,6 +417,9 @@ var rwCases = []rwCase{
         return 200 "other $uri $n";
     }
     location /ep/ { error_page 404 = /ep-found; rewrite ^/ep/(.*)$ /missing/$1 break; }
+    location /al/ { alias {{ROOT}}/; rewrite ^/al/(.*)$ /al/$1 break; }
+    location /al2/ { alias {{ROOT}}/; if ($arg_x) { } }
+    location ~ ^/al3/(.*)$ { alias {{ROOT}}/$1; rewrite ^ /zz; break; }
     location = /ep-found { return 200 "found $uri $args"; }`,
 		reqs: []rwReq{
 			{req: rawRequest{Target: "/wsr/chat?room=1", WS: true}, status: 101, backend: "up", uri: "/chat?room=1"},
@@ -426,6 +429,9 @@ var rwCases = []rwCase{
 			{req: rq("/cmp/?x=a"), status: 200, body: "same"},
 			{req: rq("/cmp/k?x=12"), status: 200, body: "other /k-k 12"},
 			{req: rq("/ep/y"), status: 200, body: "found /ep-found "},
+			{req: rq("/al/file.txt"), status: 500},
+			{req: rq("/al2/file.txt?x=1"), status: 200, body: "root file"},
+			{req: rq("/al3/file.txt"), status: 500},
 		},
 	},
 }
