@@ -115,13 +115,17 @@ func (e *scriptRun) exec(sc config.Script) scriptEnd {
 				return end
 			}
 		case op.Return != nil:
-			e.tracef("return %d %s", op.Return.Code, op.Return.Text.Raw())
+			if q.trace != nil {
+				e.tracef("return %d %s", op.Return.Code, op.Return.Text.Raw())
+			}
 			e.h.doReturn(e.w, q, op.Return, e.depth)
 			return scriptDone
 		case op.Set != nil:
 			e.set(op.Set)
 		case op.Break:
-			e.tracef("break")
+			if q.trace != nil {
+				e.tracef("break")
+			}
 			if e.changed {
 				// a rewrite without flag before: stay in this location
 				e.changed = false
@@ -130,7 +134,9 @@ func (e *scriptRun) exec(sc config.Script) scriptEnd {
 			return scriptStop
 		case op.If != nil:
 			ok := e.cond(&op.If.Cond)
-			e.tracef("if (%s): %v", op.If.Cond.Text, ok)
+			if q.trace != nil {
+				e.tracef("if (%s): %v", op.If.Cond.Text, ok)
+			}
 			if !ok {
 				continue
 			}
@@ -147,7 +153,7 @@ func (e *scriptRun) exec(sc config.Script) scriptEnd {
 	return scriptNext
 }
 
-// tracef reports a step to wsgate explain.
+// tracef reports a step to wsgate explain (callers check q.trace first).
 func (e *scriptRun) tracef(format string, a ...any) {
 	e.q.tracef("rewrite", format, a...)
 }
@@ -159,11 +165,9 @@ func (q *request) tracef(label, format string, a ...any) {
 	}
 }
 
-// notice writes a rewrite_log line.
+// notice writes a rewrite_log line (callers check e.log first, so that
+// a script without rewrite_log builds no arguments).
 func (e *scriptRun) notice(format string, a ...any) {
-	if !e.log {
-		return
-	}
 	q := e.q
 	args := append(a, q.remoteIP, q.srv.PrimaryName, q.r.Method+" "+q.r.RequestURI+" "+q.r.Proto, q.r.Host)
 	e.h.elog.Printf("[notice] "+format+", client: %s, server: %s, request: %q, host: %q", args...)
@@ -183,11 +187,15 @@ func (e *scriptRun) rewrite(rw *config.Rewrite) scriptEnd {
 	q := e.q
 	sm := rw.Regex.FindStringSubmatch(q.uri)
 	if sm == nil {
-		e.notice("%q does not match %q", rw.Pattern, q.uri)
+		if e.log {
+			e.notice("%q does not match %q", rw.Pattern, q.uri)
+		}
 		q.captures = noCaptures
 		return scriptNext
 	}
-	e.notice("%q matches %q", rw.Pattern, q.uri)
+	if e.log {
+		e.notice("%q matches %q", rw.Pattern, q.uri)
+	}
 	e.matched(sm, rw.Named)
 	q.internal = true
 	q.uriChanged = true // the request line's URI is no longer valid
@@ -209,8 +217,12 @@ func (e *scriptRun) rewrite(rw *config.Rewrite) scriptEnd {
 			}
 			loc += sep + q.args
 		}
-		e.notice("rewritten redirect: %q", loc)
-		e.tracef("rewrite %s %s: matches %q, %d redirect to %s", rw.Pattern, rw.Replacement.Raw(), sm[0], rw.Status, loc)
+		if e.log {
+			e.notice("rewritten redirect: %q", loc)
+		}
+		if q.trace != nil {
+			e.tracef("rewrite %s %s: matches %q, %d redirect to %s", rw.Pattern, rw.Replacement.Raw(), sm[0], rw.Status, loc)
+		}
 		e.h.redirect(e.w, q, rw.Status, e.h.absolute(q, loc))
 		return scriptDone
 	}
@@ -229,12 +241,16 @@ func (e *scriptRun) rewrite(rw *config.Rewrite) scriptEnd {
 		}
 	}
 	q.hasArgs = q.args != ""
-	e.notice("rewritten data: %q, args: %q", uri, q.args)
+	if e.log {
+		e.notice("rewritten data: %q, args: %q", uri, q.args)
+	}
 	flag := rw.Flag
 	if flag == "" {
 		flag = "no flag"
 	}
-	e.tracef("rewrite %s %s (%s): $uri %s, $args %q", rw.Pattern, rw.Replacement.Raw(), flag, uri, q.args)
+	if q.trace != nil {
+		e.tracef("rewrite %s %s (%s): $uri %s, $args %q", rw.Pattern, rw.Replacement.Raw(), flag, uri, q.args)
+	}
 	if uri == "" {
 		e.h.elog.Printf("[error] the rewritten URI has a zero length, client: %s, request: %q", q.remoteIP, q.r.Method+" "+q.r.RequestURI)
 		e.h.errorPage(e.w, q, http.StatusInternalServerError, e.depth)
@@ -277,7 +293,9 @@ func (e *scriptRun) set(s *config.Set) {
 	q.escCaps = e.quote && q.quotedURI()
 	v := s.Value.Eval(q)
 	q.escCaps = false
-	e.tracef("set $%s %q", s.Name, v)
+	if q.trace != nil {
+		e.tracef("set $%s %q", s.Name, v)
+	}
 	if s.Args {
 		q.args, q.hasArgs = v, v != ""
 		q.uriChanged = true
@@ -302,11 +320,15 @@ func (e *scriptRun) cond(c *config.Condition) bool {
 		s := c.Var.Eval(q)
 		sm := c.Regex.FindStringSubmatch(s)
 		if sm == nil {
-			e.notice("%q does not match %q", c.Pattern, s)
+			if e.log {
+				e.notice("%q does not match %q", c.Pattern, s)
+			}
 			q.captures = noCaptures
 			return c.Negate
 		}
-		e.notice("%q matches %q", c.Pattern, s)
+		if e.log {
+			e.notice("%q matches %q", c.Pattern, s)
+		}
 		e.matched(sm, c.Named)
 		return !c.Negate
 	case config.CondFile:

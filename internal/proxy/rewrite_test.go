@@ -279,3 +279,35 @@ server {
 		t.Errorf("routing without rewrite directives allocates %.1f times per request", allocs)
 	}
 }
+
+// BenchmarkRewriteScript is the routing of a request through a server
+// if, a location rewrite ... break and a set, up to the content handler.
+func BenchmarkRewriteScript(b *testing.B) {
+	h, _ := rwHandler(b, `
+upstream app { server 127.0.0.1:9; }
+server {
+	listen 127.0.0.1:8080;
+	if ($scheme = "https") { return 301 http://$host$request_uri; }
+	location /api/ {
+		set $cors "";
+		if ($http_origin ~* ^https://(www\.)?example\.com$) { set $cors $http_origin; }
+		rewrite ^/api/(.*)$ /$1 break;
+		proxy_pass http://app;
+	}
+}`)
+	r := &http.Request{Method: "GET", RequestURI: "/api/users?id=1", Host: "example.com", Header: http.Header{"Origin": {"https://example.com"}},
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, RemoteAddr: "127.0.0.1:50000"}
+	q := &request{h: h, r: r, start: time.Now(), scheme: "http", explain: true}
+	q.remoteIP, q.remotePort, _ = net.SplitHostPort(r.RemoteAddr)
+	q.srv = h.table.Bindings[0].Server("", r.Host)
+	w := &responseWriter{ResponseWriter: httptest.NewRecorder(), q: q}
+	b.ReportAllocs()
+	for b.Loop() {
+		q.uri, q.args, q.hasArgs = "/api/users", "id=1", true
+		q.vars, q.captures = q.vars[:0], nil
+		h.process(w, q, 0, false)
+	}
+	if q.uri != "/users" || w.wrote {
+		b.Fatalf("uri %q, answered %v", q.uri, w.wrote)
+	}
+}
