@@ -19,7 +19,8 @@ type rwCase struct {
 
 // rwReq is one request and nginx's documented answer. backend "" means
 // the request must not reach a backend; location and body are checked
-// when not empty (body: a substring of a 2xx response body).
+// when not empty (body: a substring of a 2xx response body); {{SELF}} in
+// location stands for the case's own listen address.
 type rwReq struct {
 	req      rawRequest
 	status   int
@@ -66,7 +67,7 @@ var rwCases = []rwCase{
 			{req: rq("/api/a%20b/c%3Fd?x=%20"), status: 200, backend: "up", uri: "/a%20b/c%3Fd?x=%20"},
 			{req: rq("/api/a%22b%7Cc"), status: 200, backend: "up", uri: "/a%22b%7Cc"},
 			{req: rq("/api/caf%C3%A9+x"), status: 200, backend: "up", uri: "/caf%C3%A9+x"},
-			{req: rq("/api"), status: 301, location: "http://{{C2}}/api/"}, // proxy_pass's auto-redirect
+			{req: rq("/api"), status: 301, location: "http://{{SELF}}/api/"}, // proxy_pass's auto-redirect
 		},
 	},
 	{
@@ -93,18 +94,17 @@ var rwCases = []rwCase{
         return 200 "none";
     }`,
 		reqs: []rwReq{
-			// {{C4}}: this case is rwCases[4]
-			{req: rq("/old/x"), status: 301, location: "http://{{C4}}/new/x"},
-			{req: rq("/old/x?a=1&b=2"), status: 301, location: "http://{{C4}}/new/x?a=1&b=2"},
-			{req: rq("/old/a%20b%3Fc?q=1"), status: 301, location: "http://{{C4}}/new/a%20b?c?q=1"},
-			{req: rq("/old/a+b%26c"), status: 301, location: "http://{{C4}}/new/a+b&c"},
-			{req: rq("/old/a%2Fb"), status: 301, location: "http://{{C4}}/new/a/b"},
+			{req: rq("/old/x"), status: 301, location: "http://{{SELF}}/new/x"},
+			{req: rq("/old/x?a=1&b=2"), status: 301, location: "http://{{SELF}}/new/x?a=1&b=2"},
+			{req: rq("/old/a%20b%3Fc?q=1"), status: 301, location: "http://{{SELF}}/new/a%20b?c?q=1"},
+			{req: rq("/old/a+b%26c"), status: 301, location: "http://{{SELF}}/new/a+b&c"},
+			{req: rq("/old/a%2Fb"), status: 301, location: "http://{{SELF}}/new/a/b"},
 			{req: hostRq("/full/x?y=1", "app.example"), status: 301, location: "https://app.example/full/x?y=1"},
 			{req: hostRq("/keep/x?y=1", "app.example"), status: 301, location: "https://app.example/x?y=1"},
-			{req: rq("/a/b/"), status: 302, location: "http://{{C4}}/a/b"},
-			{req: rq("/a/b/?z=1"), status: 302, location: "http://{{C4}}/a/b?z=1"},
-			{req: rq("/ra/x?z=1"), status: 302, location: "http://{{C4}}/b?y=2&z=1"},
-			{req: rq("/rb/x?z=1"), status: 302, location: "http://{{C4}}/b"},
+			{req: rq("/a/b/"), status: 302, location: "http://{{SELF}}/a/b"},
+			{req: rq("/a/b/?z=1"), status: 302, location: "http://{{SELF}}/a/b?z=1"},
+			{req: rq("/ra/x?z=1"), status: 302, location: "http://{{SELF}}/b?y=2&z=1"},
+			{req: rq("/rb/x?z=1"), status: 302, location: "http://{{SELF}}/b"},
 			{req: rq("/rc/x?z=1"), status: 302, location: "http://other.example/x?z=1"},
 			{req: hostRq("/rd/x", "app.example"), status: 302, location: "http://app.example/d/x"},
 			{req: rq("/plain"), status: 200, body: "none"},
@@ -434,6 +434,26 @@ var rwCases = []rwCase{
 			{req: rq("/al3/file.txt"), status: 500},
 		},
 	},
+	{
+		desc: "idioms from the wild: try_files to a named location that rewrites, index.php redirect, maintenance flag file, method allow-list",
+		server: `root {{ROOT}};
+    set $maintenance 0;
+    if (-f $document_root/maintenance.html) { set $maintenance 1; }
+    if ($maintenance = 1) { return 503; }
+    if ($request_method !~ ^(GET|HEAD|POST)$ ) { return 405; }
+    if ($request_uri ~* "^(.*/)index\.php$") { return 301 $1; }
+    add_header X-Tag server;
+    location / { try_files $uri $uri/ @rewrites; }
+    location @rewrites { rewrite ^/(.*)$ /app.php?q=$1 last; }
+    location ~ \.php$ { proxy_pass http://up; }`,
+		reqs: []rwReq{
+			{req: rq("/file.txt"), status: 200, body: "root file"},
+			{req: rq("/some/route?x=1"), status: 200, backend: "up", uri: "/app.php?q=some/route&x=1"},
+			{req: rq("/dir/index.php"), status: 301, location: "http://{{SELF}}/dir/"},
+			{req: rawRequest{Method: "PUT", Target: "/file.txt", Body: "x"}, status: 405},
+			{req: rawRequest{Method: "DELETE", Target: "/x"}, status: 405},
+		},
+	},
 }
 
 // rwRoot makes the document root of the file tests.
@@ -492,6 +512,7 @@ func TestDifferentialRewrite(t *testing.T) {
 			if o.status != want.status {
 				problems = append(problems, fmt.Sprintf("status %d, table says %d", o.status, want.status))
 			}
+			want.location = strings.ReplaceAll(want.location, "{{SELF}}", fmt.Sprintf("{{C%d}}", refs[i].c))
 			if want.location != "" && o.location != want.location {
 				problems = append(problems, fmt.Sprintf("Location %q, table says %q", o.location, want.location))
 			}
