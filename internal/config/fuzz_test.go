@@ -24,6 +24,8 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte(`a "x\"y" 'p\'q' b\ c ${d}e f}g;`))
 	f.Add([]byte("location ~ \\.(js)$ { return 200 \"\\n\"; }"))
+	f.Add([]byte(`http { server { set $a ""; if ($http_origin ~* ^https://(www\.)?x$) { set $a $1; }
+		location / { if ($request_method = 'OPTIONS') { add_header A *; return 204; } rewrite ^/(.*)$ /b?$1? last; } } }`))
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, src []byte) {
 		if bytes.Contains(src, []byte("include")) {

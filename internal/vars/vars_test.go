@@ -151,3 +151,18 @@ func TestReplacement(t *testing.T) {
 		}
 	}
 }
+
+// FuzzReplacement: CompileReplacement never panics, and what compiles
+// expands.
+func FuzzReplacement(f *testing.F) {
+	for _, s := range []string{"/$1?v=$2&h=$host", "${host}?", "https://$host$request_uri", "/a?b?c", "$"} {
+		f.Add(s, true)
+	}
+	f.Fuzz(func(t *testing.T, s string, split bool) {
+		r, err := CompileReplacement(s, split)
+		if err != nil {
+			return
+		}
+		r.Expand(nil, expander{resolver{"host": "h"}, []string{"/x", "a"}})
+	})
+}
