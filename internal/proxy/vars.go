@@ -202,10 +202,16 @@ func (q *request) Var(name string) (string, bool) {
 		}
 		return q.h.filePath(q, q.uri), true
 	case "document_root":
-		if q.set == nil {
-			return q.srv.Settings.Root.Eval(q), true
+		s := q.set
+		if s == nil {
+			s = q.srv.Settings
 		}
-		return q.set.Root.Eval(q), true
+		root := s.Root.Eval(q)
+		if !s.RootIsAlias && strings.HasSuffix(s.Root.Raw(), "/") {
+			// nginx drops the trailing "/" of a root (not an alias)
+			root = strings.TrimSuffix(root, "/")
+		}
+		return root, true
 	case "ws_messages_in", "ws_messages_out", "ws_close_code", "ws_close_by", "ws_duration", "ws_bytes_in", "ws_bytes_out":
 		return q.wsVar(name), true
 	}

@@ -382,7 +382,9 @@ var rwCases = []rwCase{
     location /abs/ { absolute_redirect off; rewrite ^/abs/(.*)$ /y/$1 permanent; }
     location /sh1/ { set $http_x_token from-set; return 200 "[$http_x_token]"; }
     location /sh2/ { return 200 "[$http_x_token]"; }
-    location /sargs/ { set $args "k=v"; return 200 "[$is_args$args] [$arg_k]"; }`,
+    location /sargs/ { set $args "k=v"; return 200 "[$is_args$args] [$arg_k]"; }
+    location /dr/ { root {{ROOT}}/; return 200 "[$document_root] [$request_filename]"; }
+    location /dra/ { alias {{ROOT}}/; return 200 "[$document_root] [$request_filename]"; }`,
 		reqs: []rwReq{
 			{req: rq("/qs/a%20b+c"), status: 200, body: "[a%20b%2Bc] [a b+c]"},
 			{req: rq("/qs/plain"), status: 200, body: "[plain] [plain]"},
@@ -394,6 +396,8 @@ var rwCases = []rwCase{
 			{req: rawRequest{Target: "/sh1/", Header: [][2]string{{"X-Token", "hdr"}}}, status: 200, body: "[from-set]"},
 			{req: rawRequest{Target: "/sh2/", Header: [][2]string{{"X-Token", "hdr"}}}, status: 200, body: "[hdr]"},
 			{req: rq("/sargs/?a=1"), status: 200, body: "[?k=v] [v]"},
+			{req: rq("/dr/x"), status: 200, body: "/dr/x]"},
+			{req: rq("/dra/y"), status: 200, body: "/y]"},
 		},
 	},
 	{
