@@ -101,6 +101,12 @@ type Condition struct {
 	FileOp  byte // 'f', 'd', 'e' or 'x'
 }
 
+// inDirective is d.Errorf with nginx's message followed by the directive
+// it is about.
+func inDirective(d *Directive, format string, a ...any) *Error {
+	return d.Errorf(format+" in %q directive", append(a, d.Name)...)
+}
+
 // isScriptDirective reports the rewrite module's directives that go into
 // a Script rather than into the settings.
 func isScriptDirective(name string) bool {
@@ -157,14 +163,14 @@ func (c *compiler) compileRewrite(d *Directive) *Rewrite {
 	rw := &Rewrite{Pattern: d.Args[0], AddArgs: true}
 	re, err := regexp.Compile(vars.ConvertRegex(d.Args[0]))
 	if err != nil {
-		c.err(d.Errorf("invalid regular expression %q in \"rewrite\": %v", d.Args[0], err))
+		c.err(d.Errorf("invalid regular expression %q in \"rewrite\" directive: %v", d.Args[0], err))
 		return nil
 	}
 	rw.Regex = re
 	rw.Named = namedGroups(re)
 	repl := d.Args[1]
 	if repl == "" {
-		c.err(d.Errorf("empty replacement"))
+		c.err(inDirective(d, "empty replacement"))
 		return nil
 	}
 	if strings.HasSuffix(repl, "?") {
@@ -187,13 +193,13 @@ func (c *compiler) compileRewrite(d *Directive) *Rewrite {
 		case "permanent":
 			rw.Redirect, rw.Status, rw.Stop = true, http.StatusMovedPermanently, true
 		default:
-			c.err(d.Errorf("invalid parameter %q", rw.Flag))
+			c.err(inDirective(d, "invalid parameter %q", rw.Flag))
 			return nil
 		}
 	}
 	r, err := vars.CompileReplacement(repl, !rw.Redirect)
 	if err != nil {
-		c.err(d.Errorf("%v", err))
+		c.err(inDirective(d, "%v", err))
 		return nil
 	}
 	rw.Replacement = r
@@ -246,13 +252,13 @@ func init() {
 
 func (c *compiler) compileSet(d *Directive) *Set {
 	if !strings.HasPrefix(d.Args[0], "$") || len(d.Args[0]) == 1 {
-		c.err(d.Errorf("invalid variable name %q", d.Args[0]))
+		c.err(inDirective(d, "invalid variable name %q", d.Args[0]))
 		return nil
 	}
 	name := strings.ToLower(d.Args[0][1:])
 	switch {
 	case fixedVariables[name]:
-		c.err(d.Errorf("the duplicate %q variable", name))
+		c.err(inDirective(d, "the duplicate %q variable", name))
 		return nil
 	case name == "limit_rate":
 		c.err(d.Errorf("\"set $limit_rate\" is not implemented by wsgate (it has no limit_rate)"))
@@ -260,7 +266,7 @@ func (c *compiler) compileSet(d *Directive) *Set {
 	}
 	v, err := vars.Compile(d.Args[1])
 	if err != nil {
-		c.err(d.Errorf("%v", err))
+		c.err(inDirective(d, "%v", err))
 		return nil
 	}
 	return &Set{Name: name, Value: v, Args: name == "args"}
@@ -320,7 +326,7 @@ func (c *compiler) compileCondition(d *Directive) (Condition, bool) {
 	args := append([]string(nil), d.Args...)
 	first, last := 0, len(args)-1
 	if args[0] == "" || args[0][0] != '(' {
-		c.err(d.Errorf("invalid condition %q", args[0]))
+		c.err(inDirective(d, "invalid condition %q", args[0]))
 		return cond, false
 	}
 	if args[0] == "(" {
@@ -329,7 +335,7 @@ func (c *compiler) compileCondition(d *Directive) (Condition, bool) {
 		args[0] = args[0][1:]
 	}
 	if first > last || args[last] == "" || args[last][len(args[last])-1] != ')' {
-		c.err(d.Errorf("invalid condition %q", args[last]))
+		c.err(inDirective(d, "invalid condition %q", args[last]))
 		return cond, false
 	}
 	if args[last] == ")" {
@@ -338,7 +344,7 @@ func (c *compiler) compileCondition(d *Directive) (Condition, bool) {
 		args[last] = args[last][:len(args[last])-1]
 	}
 	if first > last {
-		c.err(d.Errorf("invalid condition %q", d.Args[0]))
+		c.err(inDirective(d, "invalid condition %q", d.Args[0]))
 		return cond, false
 	}
 	words := args[first : last+1]
@@ -346,7 +352,7 @@ func (c *compiler) compileCondition(d *Directive) (Condition, bool) {
 	tmpl := func(s string) (*vars.Template, bool) {
 		t, err := vars.Compile(s)
 		if err != nil {
-			c.err(d.Errorf("%v", err))
+			c.err(inDirective(d, "%v", err))
 			return nil, false
 		}
 		return t, true
@@ -355,7 +361,7 @@ func (c *compiler) compileCondition(d *Directive) (Condition, bool) {
 	switch {
 	case len(p) > 1 && p[0] == '$':
 		if len(words) != 1 && len(words) != 3 {
-			c.err(d.Errorf("invalid condition %q", p))
+			c.err(inDirective(d, "invalid condition %q", p))
 			return cond, false
 		}
 		v, ok := tmpl(p)
@@ -390,18 +396,18 @@ func (c *compiler) compileCondition(d *Directive) (Condition, bool) {
 			}
 			re, err := regexp.Compile(pat)
 			if err != nil {
-				c.err(d.Errorf("invalid regular expression %q in \"if\": %v", arg, err))
+				c.err(d.Errorf("invalid regular expression %q in \"if\" directive: %v", arg, err))
 				return cond, false
 			}
 			cond.Regex = re
 			cond.Named = namedGroups(re)
 			return cond, true
 		}
-		c.err(d.Errorf("unexpected %q in condition", op))
+		c.err(inDirective(d, "unexpected %q in condition", op))
 		return cond, false
 	case len(p) == 2 && p[0] == '-' || len(p) == 3 && p[0] == '!' && p[1] == '-':
 		if len(words) != 2 {
-			c.err(d.Errorf("invalid condition %q", p))
+			c.err(inDirective(d, "invalid condition %q", p))
 			return cond, false
 		}
 		cond.Kind = CondFile
@@ -410,7 +416,7 @@ func (c *compiler) compileCondition(d *Directive) (Condition, bool) {
 		switch cond.FileOp {
 		case 'f', 'd', 'e', 'x':
 		default:
-			c.err(d.Errorf("invalid condition %q", p))
+			c.err(inDirective(d, "invalid condition %q", p))
 			return cond, false
 		}
 		v, ok := tmpl(words[1])
@@ -420,6 +426,6 @@ func (c *compiler) compileCondition(d *Directive) (Condition, bool) {
 		cond.Var = v
 		return cond, true
 	}
-	c.err(d.Errorf("invalid condition %q", p))
+	c.err(inDirective(d, "invalid condition %q", p))
 	return cond, false
 }
