@@ -281,3 +281,29 @@ server {
 		}
 	}
 }
+
+// TestRewriteSetInLogAndMap: set variables reach log_format and map
+// sources; an if's access_log replaces the location's.
+func TestRewriteSetInLogAndMap(t *testing.T) {
+	t.Parallel()
+	prefix := t.TempDir()
+	p := startProxyIn(t, prefix, `
+log_format tagged '$tag $mapped $uri';
+map $tag $mapped { default plain; gold vip; }
+server {
+	listen {{LISTEN}};
+	access_log {{PREFIX}}/access.log tagged;
+	location / {
+		set $tag "$arg_t";
+		if ($arg_quiet) { access_log {{PREFIX}}/quiet.log tagged; }
+		rewrite ^/old/(.*)$ /new/$1;
+		return 200 "$mapped";
+	}
+}`)
+	if r := rawGet(t, p.addr, "/old/x?t=gold", "example.test"); r.status != 200 || r.body != "vip" {
+		t.Errorf("map of a set variable: %d %q", r.status, r.body)
+	}
+	waitForLog(t, filepath.Join(prefix, "access.log"), "gold vip /new/x")
+	rawGet(t, p.addr, "/y?t=tin&quiet=1", "example.test")
+	waitForLog(t, filepath.Join(prefix, "quiet.log"), "tin plain /y")
+}
