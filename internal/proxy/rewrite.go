@@ -116,7 +116,7 @@ func (e *scriptRun) exec(sc config.Script) scriptEnd {
 			}
 		case op.Return != nil:
 			if q.trace != nil {
-				e.tracef("return %d %s", op.Return.Code, op.Return.Text.Raw())
+				e.tracef("return %d%s", op.Return.Code, strings.TrimRight(" "+op.Return.Text.Raw(), " "))
 			}
 			e.h.doReturn(e.w, q, op.Return, e.depth)
 			return scriptDone
