@@ -427,17 +427,24 @@ func dupSocket(c net.Conn) (int, error) {
 // readFD and writeFD retry on EINTR; n is 0 on error. The sockets are
 // non-blocking, so the calls never wait: they skip the scheduler
 // bookkeeping of syscall.Read and syscall.Write (RawSyscall), as Go's own
-// poller does for its non-blocking descriptors' epoll calls.
-func readFD(fd int, b []byte) (int, error)  { return rawIO(syscall.SYS_READ, fd, b) }
-func writeFD(fd int, b []byte) (int, error) { return rawIO(syscall.SYS_WRITE, fd, b) }
+// poller does for its non-blocking descriptors' epoll calls. They are
+// recvfrom and sendto, as nginx uses, not read and write: on a socket
+// those go straight to the socket layer, where read and write first pass
+// through the VFS (position lock, access checks, fsnotify hooks), a few
+// per cent of a 64-byte echo's CPU. MSG_NOSIGNAL: a peer that is gone
+// gives EPIPE, not a signal.
+func readFD(fd int, b []byte) (int, error) { return rawIO(syscall.SYS_RECVFROM, fd, b, 0) }
+func writeFD(fd int, b []byte) (int, error) {
+	return rawIO(syscall.SYS_SENDTO, fd, b, syscall.MSG_NOSIGNAL)
+}
 
-func rawIO(trap uintptr, fd int, b []byte) (int, error) {
+func rawIO(trap uintptr, fd int, b []byte, flags uintptr) (int, error) {
 	p := unsafe.Pointer(&zero) // what an empty buffer points at
 	if len(b) > 0 {
 		p = unsafe.Pointer(&b[0])
 	}
 	for {
-		n, _, errno := syscall.RawSyscall(trap, uintptr(fd), uintptr(p), uintptr(len(b)))
+		n, _, errno := syscall.RawSyscall6(trap, uintptr(fd), uintptr(p), uintptr(len(b)), flags, 0, 0)
 		if errno == syscall.EINTR {
 			continue
 		}
