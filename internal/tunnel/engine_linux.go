@@ -643,7 +643,7 @@ func (e *epollTunnel) finish() {
 			// The duplicate is the socket's last descriptor: closing it
 			// takes it out of the epoll set, no EPOLL_CTL_DEL needed.
 			e.l.release(p)
-			syscall.Close(p.fd)
+			closeFD(p.fd)
 			p.fd = -1
 		}
 		p.dropOut()

@@ -188,12 +188,7 @@ func (l *loop) post(e *epollTunnel) {
 	l.mu.Unlock()
 	if wake {
 		b := [1]byte{1}
-		for {
-			_, err := syscall.Write(l.wakeW, b[:])
-			if err != syscall.EINTR {
-				return // EAGAIN: the pipe is full, the loop will wake anyway
-			}
-		}
+		rawIO(syscall.SYS_WRITE, l.wakeW, b[:], 0) // EAGAIN: the pipe is full, the loop will wake anyway
 	}
 }
 
@@ -202,8 +197,7 @@ func (l *loop) post(e *epollTunnel) {
 func (l *loop) takePosted(into []*epollTunnel) []*epollTunnel {
 	var b [64]byte
 	for {
-		_, err := syscall.Read(l.wakeR, b[:])
-		if err != nil && err != syscall.EINTR {
+		if _, err := rawIO(syscall.SYS_READ, l.wakeR, b[:], 0); err != nil {
 			break
 		}
 	}
@@ -255,11 +249,8 @@ func (l *loop) run() {
 // deadline passes, or true when the loop must exit.
 func (l *loop) serveReady(uintptr) bool {
 	for {
-		n, err := syscall.EpollWait(l.epfd, l.events, 0)
+		n, err := epollPoll(l.epfd, l.events)
 		if err != nil {
-			if err == syscall.EINTR {
-				continue
-			}
 			panic(os.NewSyscallError("epoll_wait", err))
 		}
 		l.tick = monotime()
@@ -406,7 +397,7 @@ func dupSocket(c net.Conn) (int, error) {
 	nfd := -1
 	var derr error
 	err = rc.Control(func(fd uintptr) {
-		r, _, errno := syscall.Syscall(syscall.SYS_FCNTL, fd, syscall.F_DUPFD_CLOEXEC, 0)
+		r, _, errno := syscall.RawSyscall(syscall.SYS_FCNTL, fd, syscall.F_DUPFD_CLOEXEC, 0) // raw: see epollPoll
 		if errno != 0 {
 			derr = os.NewSyscallError("fcntl", errno)
 			return
@@ -423,6 +414,31 @@ func dupSocket(c net.Conn) (int, error) {
 	// the duplicate shares with Go's socket, already non-blocking.
 	return nfd, nil
 }
+
+// epollPoll is epoll_wait with timeout 0 (it never blocks), retried on
+// EINTR. It is a raw system call, as Go's own poller makes its
+// non-blocking epoll_wait: syscall.EpollWait enters the scheduler's
+// syscall state, and doing that while the process was idle wakes the
+// runtime's sysmon thread, which then runs every 20 µs for a while on the
+// proxy's core — thousands of context switches a second under an echo
+// load that idles between batches.
+func epollPoll(epfd int, events []syscall.EpollEvent) (int, error) {
+	for {
+		n, _, errno := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, uintptr(epfd),
+			uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+		if errno == syscall.EINTR {
+			continue
+		}
+		if errno != 0 {
+			return 0, errno
+		}
+		return int(n), nil
+	}
+}
+
+// closeFD closes a socket of the loop's (a raw call, as epollPoll; closing
+// a socket does not block).
+func closeFD(fd int) { syscall.RawSyscall(syscall.SYS_CLOSE, uintptr(fd), 0, 0) }
 
 // readFD and writeFD retry on EINTR; n is 0 on error. The sockets are
 // non-blocking, so the calls never wait: they skip the scheduler
