@@ -122,4 +122,22 @@ server { listen {{LISTEN}}; location / { proxy_pass http://b; proxy_http_version
 	if resp.StatusCode != http.StatusBadGateway {
 		t.Errorf("POST with a body on a stale pooled connection: %d, want 502 (not replayed)", resp.StatusCode)
 	}
+
+	// Without "keepalive" in the upstream nginx opens a new connection
+	// per request and never retries this way; wsgate pools anyway, but a
+	// request its server drops is sent once, as with nginx.
+	before := conns.Load()
+	q := startProxy(t, `
+upstream b { server `+ln.Addr().String()+`; }
+server { listen {{LISTEN}}; location / { proxy_pass http://b; } }
+`)
+	if resp, body := get(t, q.url("/one")); resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("first GET without keepalive: %d %q", resp.StatusCode, body)
+	}
+	if resp, _ := get(t, q.url("/two")); resp.StatusCode != http.StatusBadGateway {
+		t.Errorf("GET dropped on a reused connection without keepalive: %d, want 502 (sent once, as nginx)", resp.StatusCode)
+	}
+	if n := conns.Load() - before; n != 1 {
+		t.Errorf("without keepalive the backend saw %d connections for the two GETs, want 1 (pooled, no retry)", n)
+	}
 }

@@ -290,8 +290,12 @@ func (h *Handler) roundTrip(ctx context.Context, useTLS bool, addr string, ex *e
 			// without a body that found its pooled connection closed
 			// (the server closed it as the request went out: reset, or
 			// EOF before any byte of the response) is sent once more on
-			// a new connection, not answered with a 502.
-			if pc.reused && ex.body == nil && ctx.Err() == nil && staleReuse(err) {
+			// a new connection, not answered with a 502. Only with
+			// "keepalive" in the upstream, where nginx caches too:
+			// without it nginx opens a new connection per request and
+			// sends a request that kills its server once, and wsgate's
+			// own pooling must not change that.
+			if pc.reused && ex.up != nil && ex.up.Keepalive > 0 && ex.body == nil && ctx.Err() == nil && staleReuse(err) {
 				pc = nil
 				continue
 			}
