@@ -313,10 +313,7 @@ func (h *Handler) runTunnel(w *responseWriter, q *request, t *target, a *attempt
 	q.detached = true
 	srv := a.srv
 	a.srv = nil // released by the carrier, not by runTunnel's defer
-	c := tunnelCarrier{h: h, remoteIP: q.remoteIP, tn: tn, srv: srv, addr: a.addr, remove: remove}
-	if len(q.set.AccessLogs) > 0 {
-		c.q = q
-	}
+	c := tunnelCarrier{h: h, remoteIP: q.remoteIP, tn: tn, srv: srv, addr: a.addr, remove: remove, log: newTunnelLog(q)}
 	c.run()
 }
 
@@ -325,9 +322,9 @@ func (h *Handler) runTunnel(w *responseWriter, q *request, t *target, a *attempt
 // for the tunnel: run starts it with RunAsync and ended runs when it is over.
 type tunnelCarrier struct {
 	h *Handler
-	// q is kept only when the location has access logs: the request and
-	// its headers are the largest part of an idle WebSocket's memory.
-	q        *request
+	// log is what the access log line needs, nil without access logs;
+	// the request itself is not kept (see tunnelLog).
+	log      *tunnelLog
 	remoteIP string
 	tn       *tunnel.Tunnel
 	srv      *upstream.Server
@@ -346,19 +343,19 @@ func (c tunnelCarrier) ended(st tunnel.Stats) {
 	if c.srv != nil {
 		c.srv.Release()
 	}
-	q, h := c.q, c.h
+	l, h := c.log, c.h
 	if st.Err != nil && !errors.Is(st.Err, net.ErrClosed) {
 		h.elog.Printf("[info] websocket tunnel ended: %v, client: %s, upstream: %q, close: %d by %s",
 			st.Err, c.remoteIP, c.addr, st.CloseCode, st.CloseBy)
 	}
-	if q == nil {
+	if l == nil {
 		return
 	}
-	q.ws = &wsLog{
+	l.ws = &wsLog{
 		in: st.BytesFromClient, out: st.BytesFromBackend,
 		msgsIn: st.MessagesIn, msgsOut: st.MessagesOut,
 		closeCode: st.CloseCode, closeBy: st.CloseBy, duration: st.Duration,
 	}
-	q.bytesSent = st.BytesFromBackend
-	h.logRequest(q)
+	l.bytesSent = st.BytesFromBackend
+	l.write()
 }

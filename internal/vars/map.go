@@ -70,3 +70,15 @@ func (m *Map) Eval(r Resolver) string {
 func ConvertRegex(p string) string {
 	return strings.ReplaceAll(p, "(?<", "(?P<")
 }
+
+// Vars returns the names of the variables the map's source and values use.
+func (m *Map) Vars() []string {
+	out := m.Source.Vars()
+	for _, v := range m.exact {
+		out = append(out, v.Vars()...)
+	}
+	for _, rx := range m.regexes {
+		out = append(out, rx.value.Vars()...)
+	}
+	return append(out, m.Default.Vars()...)
+}
