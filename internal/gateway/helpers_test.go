@@ -2,7 +2,6 @@ package gateway_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -21,33 +20,15 @@ import (
 
 	"github.com/wsgate/wsgate/internal/config"
 	"github.com/wsgate/wsgate/internal/gateway"
+	"github.com/wsgate/wsgate/internal/testenv"
 )
-
-// logBuffer collects the gateway's error log; it is safe to write after
-// the test has finished (t.Log would panic).
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // proxyUnderTest is a running gateway on 127.0.0.1.
 type proxyUnderTest struct {
 	addr   string // 127.0.0.1:port
 	prefix string // config prefix (a temp dir)
 	g      *gateway.Gateway
-	elog   *logBuffer
+	elog   *testenv.SyncBuffer // the gateway's error log
 }
 
 // reservePort returns a free 127.0.0.1 port (the gateway refuses port 0).
@@ -98,7 +79,7 @@ func startProxyIn(t *testing.T, prefix, body string) *proxyUnderTest {
 		}
 		conf += r.Replace(body) + "\n}\n"
 		cfg := compile(t, prefix, conf)
-		elog := &logBuffer{}
+		elog := &testenv.SyncBuffer{}
 		g := gateway.New(log.New(elog, "", 0))
 		if err := g.Start(cfg); err != nil {
 			lastErr = err

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate/internal/config"
+	"github.com/wsgate/wsgate/internal/testenv"
 )
 
 // TestUnescapeRedirect follows ngx_unescape_uri(NGX_UNESCAPE_REDIRECT):
@@ -57,7 +58,7 @@ func TestEscapeArgs(t *testing.T) {
 
 // rwHandler compiles conf (an http block body) into a Handler whose
 // error log goes to the returned buffer.
-func rwHandler(t testing.TB, conf string) (*Handler, *syncBuf) {
+func rwHandler(t testing.TB, conf string) (*Handler, *testenv.SyncBuffer) {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "wsgate.conf")
@@ -68,30 +69,13 @@ func rwHandler(t testing.TB, conf string) (*Handler, *syncBuf) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	elog := &syncBuf{}
+	elog := &testenv.SyncBuffer{}
 	h, err := New(cfg, Options{ErrorLog: log.New(elog, "", 0)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.Close(nil) })
 	return h, elog
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // rwServe sends one request through h as the listener layer would.

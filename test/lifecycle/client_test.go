@@ -146,6 +146,12 @@ func dialMany(t testing.TB, url string, n, par int) []*wsClient {
 // echoAll checks that every client still echoes, par at a time.
 func echoAll(t testing.TB, cs []*wsClient, par int) {
 	t.Helper()
+	echoEach(t, cs, par, func(i int) []byte { return fmt.Appendf(nil, "still here %d", i) })
+}
+
+// echoEach checks that every client echoes msg(its index), par at a time.
+func echoEach(t testing.TB, cs []*wsClient, par int, msg func(i int) []byte) {
+	t.Helper()
 	sem := make(chan struct{}, par)
 	var mu sync.Mutex
 	var failed []string
@@ -156,9 +162,10 @@ func echoAll(t testing.TB, cs []*wsClient, par int) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			if err := c.echo(fmt.Appendf(nil, "still here %d", i), 10*time.Second); err != nil {
+			m := msg(i)
+			if err := c.echo(m, 10*time.Second); err != nil {
 				mu.Lock()
-				failed = append(failed, fmt.Sprintf("#%d: %v", i, err))
+				failed = append(failed, fmt.Sprintf("#%d (%d B): %v", i, len(m), err))
 				mu.Unlock()
 			}
 		}()

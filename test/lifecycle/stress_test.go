@@ -7,7 +7,6 @@
 package lifecycle
 
 import (
-	"fmt"
 	"math/rand/v2"
 	"sync"
 	"syscall"
@@ -130,29 +129,11 @@ func TestNoLeak9000Tunnels(t *testing.T) {
 // from 0 to max bytes, par at a time.
 func echoRandom(t testing.TB, cs []*wsClient, par, max int) {
 	t.Helper()
-	sem := make(chan struct{}, par)
-	var mu sync.Mutex
-	var failed []string
-	var wg sync.WaitGroup
-	for i, c := range cs {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			msg := make([]byte, rand.IntN(max+1))
-			for j := range msg {
-				msg[j] = 'a' + byte(rand.IntN(26))
-			}
-			if err := c.echo(msg, 10*time.Second); err != nil {
-				mu.Lock()
-				failed = append(failed, fmt.Sprintf("#%d (%d B): %v", i, len(msg), err))
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	if len(failed) > 0 {
-		t.Fatalf("%d of %d WebSockets do not echo; first: %v", len(failed), len(cs), failed[:min(5, len(failed))])
-	}
+	echoEach(t, cs, par, func(int) []byte {
+		msg := make([]byte, rand.IntN(max+1))
+		for j := range msg {
+			msg[j] = 'a' + byte(rand.IntN(26))
+		}
+		return msg
+	})
 }
