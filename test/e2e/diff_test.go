@@ -360,21 +360,7 @@ func TestDifferentialProxyPass(t *testing.T) {
 	check := func(t *testing.T, ng []outcome) {
 		for i, o := range ng {
 			want := uriCases[refs[i].c].reqs[refs[i].r]
-			var problems []string
-			if o.err != "" {
-				problems = append(problems, "client error: "+o.err)
-			}
-			if o.status != want.status {
-				problems = append(problems, fmt.Sprintf("status %d, table says %d", o.status, want.status))
-			}
-			switch {
-			case want.backend == "" && len(o.records) != 0:
-				problems = append(problems, fmt.Sprintf("forwarded to %s %s, table says not forwarded", o.records[0].Backend, o.records[0].URI))
-			case want.backend != "" && len(o.records) != 1:
-				problems = append(problems, fmt.Sprintf("forwarded %d times, table says once", len(o.records)))
-			case want.backend != "" && (o.records[0].Backend != want.backend || o.records[0].URI != want.uri):
-				problems = append(problems, fmt.Sprintf("upstream got %s %s, table says %s %s", o.records[0].Backend, o.records[0].URI, want.backend, want.uri))
-			}
+			problems := tableProblems(o, want.status, want.backend, want.uri)
 			if len(problems) > 0 {
 				t.Errorf("nginx disagrees with the table (fix the table):\n  %s\n  request: %s\n  %s",
 					label(i), s.probes[i], strings.Join(problems, "\n  "))
@@ -382,4 +368,26 @@ func TestDifferentialProxyPass(t *testing.T) {
 		}
 	}
 	runDifferential(t, s, label, check)
+}
+
+// tableProblems lists how nginx's outcome o differs from a table row: the
+// client's error, the status, and whether and where the request was
+// forwarded (backend "" means not forwarded).
+func tableProblems(o outcome, status int, backend, uri string) []string {
+	var problems []string
+	if o.err != "" {
+		problems = append(problems, "client error: "+o.err)
+	}
+	if o.status != status {
+		problems = append(problems, fmt.Sprintf("status %d, table says %d", o.status, status))
+	}
+	switch {
+	case backend == "" && len(o.records) != 0:
+		problems = append(problems, fmt.Sprintf("forwarded to %s %s, table says not forwarded", o.records[0].Backend, o.records[0].URI))
+	case backend != "" && len(o.records) != 1:
+		problems = append(problems, fmt.Sprintf("forwarded %d times, table says once", len(o.records)))
+	case backend != "" && (o.records[0].Backend != backend || o.records[0].URI != uri):
+		problems = append(problems, fmt.Sprintf("upstream got %s %s, table says %s %s", o.records[0].Backend, o.records[0].URI, backend, uri))
+	}
+	return problems
 }
