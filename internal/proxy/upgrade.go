@@ -120,7 +120,7 @@ func (h *Handler) handshake(q *request, t *target, addr, proto string) (net.Conn
 	if s.ProxySendTimeout > 0 {
 		bc.SetWriteDeadline(time.Now().Add(s.ProxySendTimeout))
 	}
-	if _, err := bc.Write(*bp); err != nil {
+	if err := writeAll(bc, *bp); err != nil {
 		bc.Close()
 		return nil, nil, nil, &dialError{addr: addr, err: err}
 	}
@@ -271,7 +271,7 @@ func (h *Handler) runTunnel(w *responseWriter, q *request, t *target, a *attempt
 	b = append(b, "\r\nConnection: upgrade\r\n\r\n"...)
 	*bp = b
 	cc.SetWriteDeadline(time.Now().Add(s.SendTimeout))
-	if _, err := cc.Write(b); err != nil {
+	if err := writeAll(cc, b); err != nil {
 		cc.Close()
 		bc.Close()
 		return
