@@ -134,6 +134,9 @@ var directives = map[string]spec{
 	"ignore_invalid_headers": {ctx: ctxHTTP | ctxServer, min: 1, max: 1},
 	"client_body_timeout":    {ctx: ctxHSL, min: 1, max: 1},
 	"send_timeout":           {ctx: ctxHSL, min: 1, max: 1},
+	// the discarding of a request body left unread (internal/proxy)
+	"lingering_time":    {ctx: ctxHSL, min: 1, max: 1},
+	"lingering_timeout": {ctx: ctxHSL, min: 1, max: 1},
 
 	// proxy
 	"proxy_pass":                  {ctx: ctxLocation | ctxLocationIf, min: 1, max: 1},
@@ -178,8 +181,6 @@ var directives = map[string]spec{
 	"chunked_transfer_encoding":   {ctx: ctxHSL, min: 1, max: 1, ignored: true},
 	"postpone_output":             {ctx: ctxHSL, min: 1, max: 1, ignored: true},
 	"lingering_close":             {ctx: ctxHSL, min: 1, max: 1, ignored: true},
-	"lingering_time":              {ctx: ctxHSL, min: 1, max: 1, ignored: true},
-	"lingering_timeout":           {ctx: ctxHSL, min: 1, max: 1, ignored: true},
 	"msie_padding":                {ctx: ctxHSL, min: 1, max: 1, ignored: true},
 	"msie_refresh":                {ctx: ctxHSL, min: 1, max: 1, ignored: true},
 	"if_modified_since":           {ctx: ctxHSL, min: 1, max: 1, ignored: true},

@@ -190,6 +190,12 @@ type Settings struct {
 	// ClientBodyTimeout (default 60s) bounds the wait for each read of a
 	// request body wsgate proxies, not the whole body.
 	ClientBodyTimeout time.Duration
+	// LingeringTimeout (default 5s) and LingeringTime (default 30s) bound
+	// the discarding of a request body the location answered without
+	// reading: the longest wait for more of it, and the whole time spent
+	// after the response; then the connection is closed.
+	LingeringTimeout time.Duration
+	LingeringTime    time.Duration
 
 	WebSocket WebSocketSettings
 

@@ -45,6 +45,8 @@ func (c *compiler) settings(chain []level, types map[string]string, loc *Locatio
 		KeepaliveTimeout:     75 * time.Second,
 		KeepaliveRequests:    1000,
 		ClientBodyTimeout:    60 * time.Second,
+		LingeringTimeout:     5 * time.Second,
+		LingeringTime:        30 * time.Second,
 		SendTimeout:          60 * time.Second,
 		ClientHeaderTimeout:  60 * time.Second,
 		NextUpstream:         NextUpstream{Error: true, Timeout: true},
@@ -178,6 +180,8 @@ func (c *compiler) settings(chain []level, types map[string]string, loc *Locatio
 	}
 	timeOf("client_header_timeout", &s.ClientHeaderTimeout)
 	timeOf("client_body_timeout", &s.ClientBodyTimeout)
+	timeOf("lingering_timeout", &s.LingeringTimeout)
+	timeOf("lingering_time", &s.LingeringTime)
 	timeOf("send_timeout", &s.SendTimeout)
 	flagOf("underscores_in_headers", &s.UnderscoresInHeaders)
 	flagOf("ignore_invalid_headers", &s.IgnoreInvalidHeaders)
