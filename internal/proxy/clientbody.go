@@ -52,6 +52,9 @@ type timedBody struct {
 // newTimedBody applies timeout d to reads of r.Body; w is the handler's
 // ResponseWriter (its connection is the one whose reads are woken).
 func newTimedBody(w http.ResponseWriter, r *http.Request, d time.Duration) *timedBody {
+	if rw, ok := w.(*responseWriter); ok {
+		rw.bodyTaken = true
+	}
 	return &timedBody{r: r.Body, d: d, w: w}
 }
 

@@ -63,6 +63,9 @@ func (cc *ClientConns) ConnState(nc net.Conn, st http.ConnState) {
 	}
 	switch st {
 	case http.StateNew:
+		if _, ok := nc.(*tls.Conn); ok {
+			c.tls.Store(true)
+		}
 		c.arm(phaseHead, cc.headerTimeout(c.localIP()))
 	case http.StateActive:
 		// the request head has been read (net/http reports each request
@@ -143,6 +146,7 @@ const (
 	phaseHead   connPhase = iota // reading a request head (or waiting for the first)
 	phaseActive                  // a request is being handled
 	phaseIdle                    // keep-alive: waiting for the next request
+	phaseLinger                  // discarding an unread request body after the response
 	phaseDone                    // hijacked or closed
 )
 
@@ -163,6 +167,15 @@ type clientConn struct {
 	mu       sync.Mutex // guards timer, deadline and phase changes
 	timer    *time.Timer
 	deadline int64 // nanotime() when the current phase runs out
+
+	// lingering_timeout and the end of lingering_time (nanotime()) of
+	// the request whose unread body is being discarded (phaseLinger)
+	lingerTimeout time.Duration
+	lingerTime    time.Duration
+	lingerEnd     int64 // 0 until the first read
+
+	tls    atomic.Bool // served under TLS
+	nowait atomic.Bool // reads do not wait (readAvailable)
 }
 
 // localIP is the address the connection arrived on (a socket bound to a
@@ -228,11 +241,12 @@ func (c *clientConn) disarm(p connPhase) {
 
 // expire closes the connection when its head or idle time has run out
 // (nginx closes it without an answer, as net/http does on its own
-// timeouts).
+// timeouts), or when the discarding of an unread body waited
+// lingering_timeout for more of it or ran past lingering_time.
 func (c *clientConn) expire() {
 	c.mu.Lock()
 	p := connPhase(c.phase.Load())
-	if p != phaseHead && p != phaseIdle || nanotime() < c.deadline {
+	if p != phaseHead && p != phaseIdle && p != phaseLinger || nanotime() < c.deadline {
 		c.mu.Unlock()
 		return
 	}
@@ -244,11 +258,62 @@ func (c *clientConn) expire() {
 // Read notices the first bytes of the next request on an idle
 // keep-alive connection: client_header_timeout runs from there.
 func (c *clientConn) Read(p []byte) (int, error) {
+	if c.nowait.Load() {
+		return c.readNoWait(p)
+	}
+	if connPhase(c.phase.Load()) == phaseLinger {
+		c.lingerRead()
+	}
 	n, err := c.Conn.Read(p)
 	if n > 0 && connPhase(c.phase.Load()) == phaseIdle {
 		c.arm(phaseHead, c.cc.headerTimeout(c.localIP()))
 	}
 	return n, err
+}
+
+// linger is called before the response to a request whose body was
+// not read to its end and will not be: net/http reads the rest (up to
+// 256 KiB) after the response, and drops it, before it closes the
+// connection. As in nginx's ngx_http_discarded_request_body_handler,
+// every read of that rest may wait lingering_timeout, and all of them
+// together end lingering_time after the first (the response has gone by
+// then); past either, the connection is closed.
+func (c *clientConn) linger(timeout, total time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if connPhase(c.phase.Load()) != phaseActive {
+		return
+	}
+	c.lingerTimeout = timeout
+	c.lingerTime = total
+	c.lingerEnd = 0
+	c.phase.Store(int32(phaseLinger))
+}
+
+// lingerRead sets the timer for a read of a body being discarded: it
+// may wait lingering_timeout, and not past the end of lingering_time.
+// The timer closes the connection, which fails the read; net/http then
+// finds the connection closed when it looks for the next request.
+func (c *clientConn) lingerRead() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if connPhase(c.phase.Load()) != phaseLinger {
+		return
+	}
+	now := nanotime()
+	if c.lingerEnd == 0 {
+		c.lingerEnd = now + int64(c.lingerTime)
+	}
+	c.deadline = min(now+int64(c.lingerTimeout), c.lingerEnd)
+	d := time.Duration(c.deadline - now)
+	if d < 0 {
+		d = 0
+	}
+	if c.timer == nil {
+		c.timer = time.AfterFunc(d, c.expire)
+	} else {
+		c.timer.Reset(d)
+	}
 }
 
 // Unwrap returns the raw socket (the tunnel engine works on it).

@@ -259,6 +259,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.logRequest(q)
 		}
 	}()
+	if r.ContentLength != 0 {
+		// a handler that wrote nothing: net/http sends the 200
+		defer func() {
+			if !rw.wrote && !rw.hijacked && !q.detached {
+				rw.discardUnread()
+			}
+		}()
+	}
 
 	// nginx reads the request line and each header line into buffers of
 	// large_client_header_buffers (4 x 8k): longer ones are refused.
@@ -616,6 +624,9 @@ type responseWriter struct {
 	wrote    bool
 	override int // status to send instead of the handler's (error_page)
 	hijacked bool
+	// bodyTaken is set when the request body is passed upstream (its
+	// reader owns it: see discardUnread)
+	bodyTaken bool
 }
 
 func (w *responseWriter) WriteHeader(code int) {
@@ -636,6 +647,9 @@ func (w *responseWriter) WriteHeader(code int) {
 		addCharset(w.Header(), s.Response.Charset)
 	}
 	w.keepAlive()
+	if w.q.r.ContentLength != 0 {
+		w.discardUnread()
+	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
