@@ -56,9 +56,11 @@ func TestProxyPassURI(t *testing.T) {
 		{desc: "regex beats plain prefix", locations: "location /static/ { proxy_pass http://up; }\nlocation ~ \\.js$ { proxy_pass http://up2; }", target: "/static/a.js", status: 200, backend: "up2", uri: "/static/a.js"},
 		{desc: "..  above root is 400", locations: `location / { proxy_pass http://up/; }`, target: "/../etc/passwd", status: 400},
 		{
-			desc:      "try_files redirect, then proxy_pass without URI: normalized URI, re-escaped, args kept",
+			// nginx 1.22.1 (checked): the redirect target has no "?", so
+			// the request's arguments are dropped
+			desc:      "try_files redirect, then proxy_pass without URI: normalized URI, re-escaped, args dropped",
 			locations: "location / { try_files /nonexistent /app$uri; }\nlocation /app/ { proxy_pass http://up; }",
-			target:    "/a%20b//c?x=1", status: 200, backend: "up", uri: "/app/a%20b/c?x=1",
+			target:    "/a%20b//c?x=1", status: 200, backend: "up", uri: "/app/a%20b/c",
 		},
 		{
 			desc:      "try_files to a named location: the URI is unchanged, passed as sent",

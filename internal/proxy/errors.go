@@ -71,7 +71,7 @@ func (h *Handler) errorPage(w *responseWriter, q *request, code int, depth int) 
 				// nginx turns the method into GET for the error page
 				q.r.Method = http.MethodGet
 			}
-			h.internalRedirect(w, q, uri, depth)
+			h.internalRedirect(w, q, uri, depth, false)
 			return
 		}
 	}

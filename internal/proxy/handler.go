@@ -472,8 +472,10 @@ func (h *Handler) serveLocation(w *responseWriter, q *request, loc *config.Locat
 }
 
 // internalRedirect re-runs location matching for uri (which may carry
-// "?args") or jumps to a named location.
-func (h *Handler) internalRedirect(w *responseWriter, q *request, uri string, depth int) {
+// "?args") or jumps to a named location. A uri without "?" keeps the
+// request's arguments only with keepArgs (the index module's redirect);
+// error_page and try_files drop them, as nginx does.
+func (h *Handler) internalRedirect(w *responseWriter, q *request, uri string, depth int, keepArgs bool) {
 	if strings.HasPrefix(uri, "@") {
 		loc := q.srv.Named[uri[1:]]
 		if loc == nil {
@@ -491,8 +493,13 @@ func (h *Handler) internalRedirect(w *responseWriter, q *request, uri string, de
 		return
 	}
 	q.uri = n
-	if hasQ {
+	switch {
+	case hasQ:
 		q.args, q.hasArgs = args, true
+	case !keepArgs:
+		// error_page and try_files: nginx's ngx_http_internal_redirect
+		// takes the target's own arguments, none if it has no "?"
+		q.args, q.hasArgs = "", false
 	}
 	q.uriChanged = true
 	h.process(w, q, depth+1, true)

@@ -76,7 +76,7 @@ func (h *Handler) tryFiles(w *responseWriter, q *request, depth int) {
 		h.errorPage(w, q, code, depth)
 		return
 	}
-	h.internalRedirect(w, q, last, depth)
+	h.internalRedirect(w, q, last, depth, false)
 }
 
 // serveStatic serves q.uri from the filesystem: files with their MIME
@@ -92,11 +92,11 @@ func (h *Handler) serveStatic(w *responseWriter, q *request, depth int) {
 		for _, ix := range q.set.Index {
 			name := ix.Eval(q)
 			if strings.HasPrefix(name, "/") {
-				h.internalRedirect(w, q, name, depth)
+				h.internalRedirect(w, q, name, depth, true) // index keeps them
 				return
 			}
 			if st, err := os.Stat(path.Join(p, name)); err == nil && !st.IsDir() {
-				h.internalRedirect(w, q, q.uri+name, depth)
+				h.internalRedirect(w, q, q.uri+name, depth, true)
 				return
 			}
 		}

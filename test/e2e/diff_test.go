@@ -257,6 +257,21 @@ var uriCases = []uriCase{
 		},
 	},
 	{
+		desc: "try_files and error_page redirects take the target's arguments, none without \"?\"",
+		locations: `location /t/ { try_files $uri /fb; }
+    location /tq/ { try_files $uri /fb?from=tf; }
+    location /e/ { error_page 404 = /err; return 404; }
+    location /eq/ { error_page 404 = /err?from=ep; return 404; }
+    location = /fb { proxy_pass http://up; }
+    location = /err { proxy_pass http://up; }`,
+		reqs: []uriReq{
+			{get("/t/x?a=1"), 200, "up", "/fb"},
+			{get("/tq/x?a=1"), 200, "up", "/fb?from=tf"},
+			{get("/e/x?a=1"), 200, "up", "/err"},
+			{get("/eq/x?a=1"), 200, "up", "/err?from=ep"},
+		},
+	},
+	{
 		desc:      "upstream statuses pass through; dead and slow upstreams",
 		locations: `location /s/ { proxy_pass http://up; proxy_read_timeout 1s; }`,
 		reqs: []uriReq{
