@@ -15,8 +15,8 @@ import (
 // and context) until then would make every idle WebSocket ~3 KB dearer
 // with access logs on, which is the default. So when the tunnel starts,
 // the variables the log formats use are evaluated, except those only the
-// end knows ($request_time, $bytes_sent, $request_length and the $ws_*
-// counters), and the request is let go.
+// end knows ($request_time, $bytes_sent, $request_length, the $ws_*
+// counters and the log time), and the request is let go.
 type tunnelLog struct {
 	h     *Handler
 	logs  []config.AccessLog
@@ -34,6 +34,7 @@ var lateVars = map[string]bool{
 	"request_time": true, "body_bytes_sent": true, "bytes_sent": true, "request_length": true,
 	"ws_messages_in": true, "ws_messages_out": true, "ws_close_code": true, "ws_close_by": true,
 	"ws_duration": true, "ws_bytes_in": true, "ws_bytes_out": true,
+	"time_local": true, "time_iso8601": true, "msec": true,
 }
 
 // newTunnelLog snapshots what q's access logs need; nil if q's location
@@ -111,6 +112,8 @@ func (l *tunnelLog) Var(name string) (string, bool) {
 		return v, true
 	}
 	switch name {
+	case "time_local", "time_iso8601", "msec":
+		return timeVar(name, time.Now()), true
 	case "request_time":
 		return strconv.FormatFloat(time.Since(l.start).Seconds(), 'f', 3, 64), true
 	case "body_bytes_sent", "bytes_sent":

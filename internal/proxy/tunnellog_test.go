@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -89,5 +90,29 @@ func TestTunnelLogMatchesRequest(t *testing.T) {
 	}
 	if v, ok := l.Var("request_time"); !ok || v == "" {
 		t.Errorf("$request_time = %q, %v", v, ok)
+	}
+}
+
+// TestLogTimeIsWriteTime: $msec, $time_local and $time_iso8601 in an
+// access log are the time the line is written, as in nginx (for a
+// WebSocket: when it ends), not when the request began.
+func TestLogTimeIsWriteTime(t *testing.T) {
+	h := handshakeHandler(t)
+	start := time.Now().Add(-time.Hour)
+	for _, r := range []interface{ Var(string) (string, bool) }{
+		&request{h: h, start: start},
+		&tunnelLog{h: h, start: start},
+	} {
+		v, _ := r.Var("msec")
+		sec, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			t.Fatalf("$msec = %q", v)
+		}
+		if d := time.Since(time.Unix(0, int64(sec*1e9))); d > time.Minute || d < -time.Minute {
+			t.Errorf("%T: $msec is %v from now, want the time of the call (the request began an hour ago)", r, d.Round(time.Second))
+		}
+		if v, _ := r.Var("time_local"); v == start.Format("02/Jan/2006:15:04:05 -0700") {
+			t.Errorf("%T: $time_local = %q, the request's start", r, v)
+		}
 	}
 }

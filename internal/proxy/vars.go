@@ -178,12 +178,10 @@ func (q *request) Var(name string) (string, bool) {
 			return strconv.FormatInt(q.ws.in, 10), true
 		}
 		return strconv.FormatInt(r.ContentLength, 10), true
-	case "time_local":
-		return q.start.Format("02/Jan/2006:15:04:05 -0700"), true
-	case "time_iso8601":
-		return q.start.Format("2006-01-02T15:04:05-07:00"), true
-	case "msec":
-		return strconv.FormatFloat(float64(q.start.UnixNano())/1e9, 'f', 3, 64), true
+	case "time_local", "time_iso8601", "msec":
+		// the current time, as nginx's: in an access log, when the line is
+		// written (the end of the request, or of a WebSocket)
+		return timeVar(name, time.Now()), true
 	case "hostname":
 		return hostname, true
 	case "pid":
@@ -378,4 +376,15 @@ func unescapePath(s string) string {
 		return u
 	}
 	return s
+}
+
+// timeVar formats t as $time_local, $time_iso8601 or $msec.
+func timeVar(name string, t time.Time) string {
+	switch name {
+	case "time_local":
+		return t.Format("02/Jan/2006:15:04:05 -0700")
+	case "time_iso8601":
+		return t.Format("2006-01-02T15:04:05-07:00")
+	}
+	return strconv.FormatFloat(float64(t.UnixNano())/1e9, 'f', 3, 64)
 }
