@@ -137,6 +137,10 @@ var directives = map[string]spec{
 	// the discarding of a request body left unread (internal/proxy)
 	"lingering_time":    {ctx: ctxHSL, min: 1, max: 1},
 	"lingering_timeout": {ctx: ctxHSL, min: 1, max: 1},
+	// ngx_http_realip_module (internal/config/realip.go)
+	"set_real_ip_from":  {ctx: ctxHSL, min: 1, max: 1},
+	"real_ip_header":    {ctx: ctxHSL, min: 1, max: 1},
+	"real_ip_recursive": {ctx: ctxHSL, min: 1, max: 1},
 
 	// proxy
 	"proxy_pass":                  {ctx: ctxLocation | ctxLocationIf, min: 1, max: 1},
@@ -263,7 +267,7 @@ var unimplemented = map[string]bool{
 	"autoindex": true, "source_charset": true,
 	"sub_filter": true, "sub_filter_once": true, "ssi": true, "auth_basic": true, "auth_basic_user_file": true,
 	"auth_request": true, "limit_req": true, "limit_req_zone": true, "limit_conn": true, "limit_conn_zone": true,
-	"limit_rate": true, "geo": true, "split_clients": true, "real_ip_header": true, "set_real_ip_from": true,
+	"limit_rate": true, "geo": true, "split_clients": true,
 	"satisfy": true, "stream": true, "mail": true, "ssl_stapling": true,
 	"ssl_stapling_verify": true, "ssl_trusted_certificate": true, "ssl_client_certificate": true,
 	"ssl_verify_client": true, "http2": true, "http2_push": true,

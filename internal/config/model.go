@@ -162,6 +162,9 @@ type Settings struct {
 
 	AddHeaders []AddHeader
 	Access     []AccessRule
+	// RealIP is the realip module (set_real_ip_from, real_ip_header,
+	// real_ip_recursive); nil when no set_real_ip_from applies.
+	RealIP     *RealIP
 	AccessLogs []AccessLog // empty with AccessLogOff = off
 
 	// UnderscoresInHeaders and IgnoreInvalidHeaders (http, server)

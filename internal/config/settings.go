@@ -248,6 +248,7 @@ func (c *compiler) settings(chain []level, types map[string]string, loc *Locatio
 	} else {
 		s.AccessLogs = []AccessLog{{Path: "stdout", Format: c.http.LogFormats["combined"]}}
 	}
+	s.RealIP = c.compileRealIP(eff, one)
 	if d := one("client_max_body_size"); d != nil {
 		v, err := ParseSize(d.Args[0])
 		if err != nil {
@@ -309,7 +310,7 @@ func (c *compiler) settings(chain []level, types map[string]string, loc *Locatio
 var multi = map[string]bool{
 	"proxy_set_header": true, "proxy_hide_header": true, "proxy_pass_header": true, "add_header": true,
 	"error_page": true, "allow": true, "deny": true, "access_log": true, "error_log": true,
-	"index": true,
+	"index": true, "set_real_ip_from": true,
 }
 
 func tmplFrom(c *compiler, d *Directive, s string) *vars.Template {

@@ -116,6 +116,9 @@ func (h *Handler) Explain(w io.Writer, er ExplainRequest) error {
 	rw := &responseWriter{ResponseWriter: rec, q: q}
 	q.explain = true
 	q.trace = func(label, text string) { fmt.Fprintf(w, "%-10s %s\n", label+":", text) }
+	if q.srv.Settings.RealIP != nil {
+		h.applyRealIP(q, q.srv.Settings)
+	}
 	h.process(rw, q, 0, false)
 	if q.status == 444 && !rw.wrote {
 		fmt.Fprintf(w, "result:    444 (the connection is closed without a response)\n")

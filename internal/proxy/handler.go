@@ -287,6 +287,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	h.dropInvalidHeaders(q)
+	// nginx's post-read phase: the realip module with the server's
+	// settings
+	if q.srv.Settings.RealIP != nil {
+		h.applyRealIP(q, q.srv.Settings)
+	}
 	target := r.RequestURI
 	if strings.HasPrefix(target, "http://") || strings.HasPrefix(target, "https://") {
 		// absolute-form: use its path and query
@@ -448,10 +453,13 @@ func (h *Handler) serveLocation(w *responseWriter, q *request, loc *config.Locat
 			h.findConfig(w, q, depth+1, true)
 			return
 		}
-		if q.explain {
-			return
-		}
-	} else if q.explain {
+	}
+	// nginx's preaccess phase: the realip module with the location's
+	// settings, after its rewrite module script
+	if q.set.RealIP != nil {
+		h.applyRealIP(q, q.set)
+	}
+	if q.explain {
 		return
 	}
 	s := q.set

@@ -1,8 +1,8 @@
 package proxy
 
 import (
-	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
@@ -28,6 +28,11 @@ type request struct {
 
 	remoteIP, remotePort string
 	localIP, localPort   string
+	// realIP is set once the realip module replaced remoteIP and
+	// remotePort; realIPOrig and realPortOrig are the connection's
+	// ($realip_remote_addr, $realip_remote_port).
+	realIP                   bool
+	realIPOrig, realPortOrig string
 
 	uri        string // $uri: normalized, may change on internal redirect
 	args       string // $args
@@ -116,11 +121,28 @@ func (q *request) Var(name string) (string, bool) {
 	case "remote_port":
 		return q.remotePort, true
 	case "binary_remote_addr":
-		ip := net.ParseIP(q.remoteIP)
-		if ip4 := ip.To4(); ip4 != nil {
-			return string(ip4), true
+		// 4 bytes for IPv4, 16 for IPv6 (a mapped address from the
+		// realip module stays 16, as in nginx)
+		ip, err := netip.ParseAddr(q.remoteIP)
+		if err != nil {
+			return "", true
 		}
-		return string(ip), true
+		if ip.Is4() {
+			b := ip.As4()
+			return string(b[:]), true
+		}
+		b := ip.As16()
+		return string(b[:]), true
+	case "realip_remote_addr":
+		if q.realIP {
+			return q.realIPOrig, true
+		}
+		return q.remoteIP, true
+	case "realip_remote_port":
+		if q.realIP {
+			return q.realPortOrig, true
+		}
+		return q.remotePort, true
 	case "remote_user":
 		return "", true
 	case "proxy_add_x_forwarded_for":
@@ -286,7 +308,11 @@ func (q *request) wsVar(name string) string {
 }
 
 func requestID(q *request) string {
-	return strconv.FormatInt(q.start.UnixNano(), 16) + q.remotePort
+	port := q.remotePort
+	if q.realIP {
+		port = q.realPortOrig
+	}
+	return strconv.FormatInt(q.start.UnixNano(), 16) + port
 }
 
 // headerVar is $http_NAME: the values of every request header whose
