@@ -153,17 +153,14 @@ func TestDifferentialRealIP(t *testing.T) {
 	var conf strings.Builder
 	conf.WriteString("events {}\nhttp {\n  access_log off;\n  upstream up { server {{UP}}; }\n")
 	s := scenario{backends: []backendSpec{{"up", "UP", wsEcho}}}
-	type ref struct{ c, r int }
-	var refs []ref
-	for i, c := range realipCases {
-		l := fmt.Sprintf("R%d", i)
-		s.listens = append(s.listens, l)
-		fmt.Fprintf(&conf, "\n  # %s\n  server {\n    listen {{%s}};\n    %s\n  }\n", c.desc, l, c.server)
+	refs := addTableServers(&conf, &s, "R", len(realipCases), func(i int) (string, string, []rawRequest) {
+		c := realipCases[i]
+		reqs := make([]rawRequest, len(c.reqs))
 		for j, r := range c.reqs {
-			s.probes = append(s.probes, probe{listen: l, req: r.req})
-			refs = append(refs, ref{i, j})
+			reqs[j] = r.req
 		}
-	}
+		return c.desc, c.server, reqs
+	})
 	conf.WriteString("}\n")
 	s.conf = conf.String()
 

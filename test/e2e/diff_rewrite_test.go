@@ -488,17 +488,14 @@ func TestDifferentialRewrite(t *testing.T) {
 		vars:        func(v map[string]string) { v["ROOT"] = root },
 		respHeaders: []string{"Access-Control-Allow-Origin", "Access-Control-Max-Age", "X-Tag", "Content-Type"},
 	}
-	type ref struct{ c, r int }
-	var refs []ref
-	for i, c := range rwCases {
-		l := fmt.Sprintf("C%d", i)
-		s.listens = append(s.listens, l)
-		fmt.Fprintf(&conf, "\n  # %s\n  server {\n    listen {{%s}};\n    %s\n  }\n", c.desc, l, c.server)
+	refs := addTableServers(&conf, &s, "C", len(rwCases), func(i int) (string, string, []rawRequest) {
+		c := rwCases[i]
+		reqs := make([]rawRequest, len(c.reqs))
 		for j, r := range c.reqs {
-			s.probes = append(s.probes, probe{listen: l, req: r.req})
-			refs = append(refs, ref{i, j})
+			reqs[j] = r.req
 		}
-	}
+		return c.desc, c.server, reqs
+	})
 	conf.WriteString("}\n")
 	s.conf = conf.String()
 

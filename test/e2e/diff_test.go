@@ -354,17 +354,14 @@ func TestDifferentialProxyPass(t *testing.T) {
 	s := scenario{
 		backends: []backendSpec{{"up", "UP", wsEcho}, {"up2", "UP2", wsEcho}},
 	}
-	type ref struct{ c, r int }
-	var refs []ref
-	for i, c := range uriCases {
-		l := fmt.Sprintf("C%d", i)
-		s.listens = append(s.listens, l)
-		fmt.Fprintf(&conf, "\n  # %s\n  server {\n    listen {{%s}};\n    %s\n  }\n", c.desc, l, c.locations)
+	refs := addTableServers(&conf, &s, "C", len(uriCases), func(i int) (string, string, []rawRequest) {
+		c := uriCases[i]
+		reqs := make([]rawRequest, len(c.reqs))
 		for j, r := range c.reqs {
-			s.probes = append(s.probes, probe{listen: l, req: r.req})
-			refs = append(refs, ref{i, j})
+			reqs[j] = r.req
 		}
-	}
+		return c.desc, c.locations, reqs
+	})
 	conf.WriteString("}\n")
 	s.conf = conf.String()
 
@@ -405,4 +402,25 @@ func tableProblems(o outcome, status int, backend, uri string) []string {
 		problems = append(problems, fmt.Sprintf("upstream got %s %s, table says %s %s", o.records[0].Backend, o.records[0].URI, backend, uri))
 	}
 	return problems
+}
+
+// tableRef names a table row: case c, request r.
+type tableRef struct{ c, r int }
+
+// addTableServers appends one server block per case to conf (a "# desc"
+// comment, "listen {{PREFIXi}}", the case's body) and a probe per request
+// to s; it returns the case and request of each probe, in order.
+func addTableServers(conf *strings.Builder, s *scenario, prefix string, n int, server func(i int) (desc, body string, reqs []rawRequest)) []tableRef {
+	var refs []tableRef
+	for i := range n {
+		desc, body, reqs := server(i)
+		l := fmt.Sprintf("%s%d", prefix, i)
+		s.listens = append(s.listens, l)
+		fmt.Fprintf(conf, "\n  # %s\n  server {\n    listen {{%s}};\n    %s\n  }\n", desc, l, body)
+		for j, r := range reqs {
+			s.probes = append(s.probes, probe{listen: l, req: r})
+			refs = append(refs, tableRef{i, j})
+		}
+	}
+	return refs
 }
