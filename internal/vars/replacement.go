@@ -1,7 +1,6 @@
 package vars
 
 import (
-	"fmt"
 	"strings"
 )
 
@@ -74,25 +73,11 @@ func CompileReplacement(s string, split bool) (*Replacement, error) {
 			i++
 			continue
 		}
-		var name string
-		if i < len(s) && s[i] == '{' {
-			end := strings.IndexByte(s[i:], '}')
-			if end < 0 {
-				return nil, fmt.Errorf("the closing bracket in %q variable is missing", s)
-			}
-			name = s[i+1 : i+end]
-			i += end + 1
-		} else {
-			j := i
-			for j < len(s) && isNameByte(s[j]) {
-				j++
-			}
-			name = s[i:j]
-			i = j
+		name, next, err := scanVarName(s, i)
+		if err != nil {
+			return nil, err
 		}
-		if name == "" || !validName(name) {
-			return nil, fmt.Errorf("invalid variable name in %q", s)
-		}
+		i = next
 		flush()
 		r.parts = append(r.parts, rpart{kind: rVar, name: strings.ToLower(name)})
 	}

@@ -41,31 +41,11 @@ func Compile(s string) (*Template, error) {
 			i++
 			continue
 		}
-		i++
-		var name string
-		if i < len(s) && s[i] == '{' {
-			end := strings.IndexByte(s[i:], '}')
-			if end < 0 {
-				return nil, fmt.Errorf("the closing bracket in %q variable is missing", s)
-			}
-			name = s[i+1 : i+end]
-			i += end + 1
-		} else if i < len(s) && s[i] >= '1' && s[i] <= '9' {
-			// As nginx's script compiler: "$1".."$9" are regex
-			// captures of one digit, so "$10" is $1 followed by "0".
-			name = s[i : i+1]
-			i++
-		} else {
-			j := i
-			for j < len(s) && isNameByte(s[j]) {
-				j++
-			}
-			name = s[i:j]
-			i = j
+		name, next, err := scanVarName(s, i+1)
+		if err != nil {
+			return nil, err
 		}
-		if name == "" || !validName(name) {
-			return nil, fmt.Errorf("invalid variable name in %q", s)
-		}
+		i = next
 		if lit.Len() > 0 {
 			t.parts = append(t.parts, part{lit: lit.String()})
 			lit.Reset()
@@ -76,6 +56,33 @@ func Compile(s string) (*Template, error) {
 		t.parts = append(t.parts, part{lit: lit.String()})
 	}
 	return t, nil
+}
+
+// scanVarName reads the variable name that starts at s[i], just after a
+// "$": "{name}", one capture digit ("$1".."$9", as in nginx's script
+// compiler: "$10" is $1 followed by "0"), or letters, digits and
+// underscores. It returns the name as written and where the text goes on.
+func scanVarName(s string, i int) (name string, next int, err error) {
+	switch {
+	case i < len(s) && s[i] == '{':
+		end := strings.IndexByte(s[i:], '}')
+		if end < 0 {
+			return "", 0, fmt.Errorf("the closing bracket in %q variable is missing", s)
+		}
+		name, next = s[i+1:i+end], i+end+1
+	case i < len(s) && s[i] >= '1' && s[i] <= '9':
+		name, next = s[i:i+1], i+1
+	default:
+		next = i
+		for next < len(s) && isNameByte(s[next]) {
+			next++
+		}
+		name = s[i:next]
+	}
+	if name == "" || !validName(name) {
+		return "", 0, fmt.Errorf("invalid variable name in %q", s)
+	}
+	return name, next, nil
 }
 
 // MustCompile is Compile for templates known to be valid.
