@@ -44,33 +44,29 @@ func (w *responseWriter) discardUnread() {
 		// an upstream request reads it (and net/http after it, as before)
 		return
 	}
-	hdr := w.Header()
-	for _, v := range hdr["Connection"] {
-		if hasToken(v, "close") {
-			w.linger()
-			return
-		}
-	}
 	c, _ := q.r.Context().Value(clientConnKey{}).(*clientConn)
 	if c == nil {
 		return
+	}
+	hdr := w.Header()
+	for _, v := range hdr["Connection"] {
+		if hasToken(v, "close") {
+			w.linger(c)
+			return
+		}
 	}
 	if c.readAvailable(q.r.Body, discardLimit) {
 		return
 	}
 	hdr.Del("Keep-Alive")
 	hdr.Set("Connection", "close")
-	w.linger()
+	w.linger(c)
 }
 
 // linger bounds the reads of the body that net/http makes after the
-// response with the location's lingering_timeout and lingering_time.
-func (w *responseWriter) linger() {
+// response on c with the location's lingering_timeout and lingering_time.
+func (w *responseWriter) linger(c *clientConn) {
 	q := w.q
-	c, _ := q.r.Context().Value(clientConnKey{}).(*clientConn)
-	if c == nil {
-		return
-	}
 	s := q.set
 	if s == nil && q.srv != nil {
 		s = q.srv.Settings
