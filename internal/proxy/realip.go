@@ -46,7 +46,6 @@ func (h *Handler) applyRealIP(q *request, s *config.Settings) {
 		a = realAddr{addr: cur}
 		found := false
 		for i := len(vals) - 1; i >= 0; i-- {
-			rc = fwdDeclined
 			var next realAddr
 			next, rc = forwardedAddr(a, vals[i], ri)
 			if rc != fwdDeclined {
