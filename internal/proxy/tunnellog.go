@@ -125,7 +125,7 @@ func (l *tunnelLog) Var(name string) (string, bool) {
 		return "0", true
 	}
 	if lateVars[name] {
-		return (&request{ws: l.ws}).wsVar(name), true
+		return wsVar(l.ws, name), true
 	}
 	return "", false
 }

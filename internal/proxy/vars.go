@@ -233,7 +233,7 @@ func (q *request) Var(name string) (string, bool) {
 		}
 		return root, true
 	case "ws_messages_in", "ws_messages_out", "ws_close_code", "ws_close_by", "ws_duration", "ws_bytes_in", "ws_bytes_out":
-		return q.wsVar(name), true
+		return wsVar(q.ws, name), true
 	}
 	switch {
 	case strings.HasPrefix(name, "http_"):
@@ -278,31 +278,29 @@ func (q *request) Var(name string) (string, bool) {
 	return "", false
 }
 
-func (q *request) wsVar(name string) string {
-	if q.ws == nil {
-		if name == "ws_close_by" {
-			return "-"
-		}
+// wsVar is a $ws_* variable of a tunnel that has ended (ws), "-" before.
+func wsVar(ws *wsLog, name string) string {
+	if ws == nil {
 		return "-"
 	}
 	switch name {
 	case "ws_messages_in":
-		return strconv.FormatInt(q.ws.msgsIn, 10)
+		return strconv.FormatInt(ws.msgsIn, 10)
 	case "ws_messages_out":
-		return strconv.FormatInt(q.ws.msgsOut, 10)
+		return strconv.FormatInt(ws.msgsOut, 10)
 	case "ws_close_code":
-		return strconv.Itoa(q.ws.closeCode)
+		return strconv.Itoa(ws.closeCode)
 	case "ws_close_by":
-		if q.ws.closeBy == "" {
+		if ws.closeBy == "" {
 			return "-"
 		}
-		return q.ws.closeBy
+		return ws.closeBy
 	case "ws_duration":
-		return strconv.FormatFloat(q.ws.duration.Seconds(), 'f', 3, 64)
+		return strconv.FormatFloat(ws.duration.Seconds(), 'f', 3, 64)
 	case "ws_bytes_in":
-		return strconv.FormatInt(q.ws.in, 10)
+		return strconv.FormatInt(ws.in, 10)
 	case "ws_bytes_out":
-		return strconv.FormatInt(q.ws.out, 10)
+		return strconv.FormatInt(ws.out, 10)
 	}
 	return "-"
 }
